@@ -1,0 +1,113 @@
+// Palette commands. Each one is a thin handler over the engine; the check in
+// scripts/check-commands.mjs fails the build if one contributed in package.json is not registered.
+import * as vscode from 'vscode';
+import { describeProblems } from '../config/settings';
+import { Commands, SECRET_API_KEY } from '../ids';
+import type { WorkspaceVm } from '../session/workspaceVm';
+import { readSettings } from '../workbench/settings';
+
+export interface CommandDeps {
+  readonly context: vscode.ExtensionContext;
+  readonly log: vscode.LogOutputChannel;
+  readonly vm: () => WorkspaceVm | undefined;
+  readonly revealPanel: () => Promise<void>;
+}
+
+const LATER: Record<string, string> = {
+  [Commands.stopTask]: 'Stopping a task',
+  [Commands.acceptAll]: 'Accepting changes',
+  [Commands.discardAll]: 'Discarding changes',
+  [Commands.showEgressLog]: 'The egress log',
+};
+
+export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
+  const { log } = deps;
+  const requireVm = (): WorkspaceVm | undefined => {
+    if (!vscode.workspace.isTrusted) {
+      void vscode.window.showWarningMessage('Cowork runs nothing in an untrusted workspace. Trust this folder (Manage Workspace Trust) to use the VM.');
+      return undefined;
+    }
+    const vm = deps.vm();
+    if (!vm) void vscode.window.showWarningMessage('Cowork needs an open folder: open one and try again.');
+    return vm;
+  };
+
+  const startVm = async (): Promise<void> => {
+    const vm = requireVm();
+    if (!vm) return;
+    const settings = readSettings();
+    if (!settings.ok) {
+      void vscode.window.showErrorMessage(`Cowork settings are invalid: ${describeProblems(settings.problems)}. Fix them in Settings (cowork.*).`);
+      return;
+    }
+    await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Cowork VM', cancellable: false }, async (progress) => {
+      let last = 0;
+      const sub = vm.onStatus((s) => {
+        if (s.imageProgress && s.state === 'booting') {
+          const pct = Math.round(s.imageProgress.fraction * 100);
+          progress.report({ message: s.imageProgress.message, increment: Math.max(0, pct - last) });
+          last = pct;
+        }
+      });
+      progress.report({ message: 'Starting the VM (the first run builds the guest image: a few minutes, ~150 MB on disk)' });
+      try {
+        const guest = await vm.start(settings.settings);
+        void vscode.window.showInformationMessage(`Cowork VM ready in ${(guest.info.bootMs / 1000).toFixed(1)} s (${guest.info.accelerator}).`);
+      } catch (err) {
+        log.error(`[vm] start failed: ${String(err)}`);
+        void vscode.window.showErrorMessage(`Cowork VM failed to start: ${err instanceof Error ? err.message : String(err)}`, 'Show Log').then((pick) => {
+          if (pick) log.show();
+        });
+      } finally {
+        sub.dispose();
+      }
+    });
+  };
+
+  const disposables = [
+    vscode.commands.registerCommand(Commands.startVm, startVm),
+    vscode.commands.registerCommand(Commands.stopVm, async () => {
+      const vm = deps.vm();
+      if (vm) await vm.stop();
+    }),
+    vscode.commands.registerCommand(Commands.showLog, () => log.show()),
+    vscode.commands.registerCommand(Commands.setApiKey, async () => {
+      const key = await vscode.window.showInputBox({ title: 'Anthropic API key', prompt: 'Stored in VS Code secret storage; it never enters the VM.', password: true, ignoreFocusOut: true });
+      if (!key) return;
+      if (!/^[\x21-\x7e]{8,}$/.test(key.trim())) {
+        void vscode.window.showErrorMessage('That does not look like an API key (printable characters, no spaces). Nothing was saved.');
+        return;
+      }
+      await deps.context.secrets.store(SECRET_API_KEY, key.trim());
+      void vscode.window.showInformationMessage('Cowork: API key saved.');
+    }),
+    vscode.commands.registerCommand(Commands.delegateTask, async () => {
+      await deps.revealPanel();
+      void vscode.window.showInformationMessage('Cowork: delegating a task to Claude arrives with the agent loop (not in this build yet). The VM works today: run "Cowork: Start VM".');
+    }),
+    vscode.commands.registerCommand(Commands.cleanUp, async () => {
+      const vm = requireVm();
+      if (!vm) return;
+      const keep = vm.current.state === 'stopped' || vm.current.state === 'failed' ? [] : [`${vm.vmId}.qcow2`];
+      const { removed, freedBytes } = await vm.cleanUp(keep);
+      void vscode.window.showInformationMessage(`Cowork: removed ${removed.length} session disk(s), freed ${(freedBytes / 1048576).toFixed(1)} MiB.`);
+    }),
+    vscode.commands.registerCommand(Commands.runInVm, async (command?: string) => {
+      const vm = requireVm();
+      if (!vm) return undefined;
+      const settings = readSettings();
+      if (!settings.ok) throw new Error(describeProblems(settings.problems));
+      const cmd = command ?? (await vscode.window.showInputBox({ prompt: 'Command to run in the Cowork VM' }));
+      if (!cmd) return undefined;
+      const guest = await vm.start(settings.settings);
+      const r = await guest.sh(cmd, { cwd: '/workspace', timeoutMs: 60_000 });
+      const output = r.stdout.toString() + r.stderr.toString();
+      log.info(`[vm] $ ${cmd} → ${r.code ?? r.signal}\n${output}`);
+      return { code: r.code, signal: r.signal, output };
+    }),
+  ];
+  for (const [id, what] of Object.entries(LATER)) {
+    disposables.push(vscode.commands.registerCommand(id, () => vscode.window.showInformationMessage(`Cowork: ${what} arrives with the agent loop and review (not in this build yet).`)));
+  }
+  return disposables;
+}

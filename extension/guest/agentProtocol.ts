@@ -1,0 +1,24 @@
+// Lines the guest agent (vm-host/guest/root/usr/local/lib/cowork/agent.py) writes. The guest is
+// on the far side of the VM boundary, so its lines are validated like any untrusted input.
+import { z } from 'zod';
+
+export const AgentEvent = z.discriminatedUnion('ev', [
+  z.object({ ev: z.literal('hello'), pid: z.number() }),
+  z.object({ ev: z.literal('started'), id: z.number(), pid: z.number() }),
+  z.object({ ev: z.literal('out'), id: z.number(), fd: z.union([z.literal(1), z.literal(2)]), b64: z.string() }),
+  z.object({ ev: z.literal('exit'), id: z.number(), code: z.number().nullable(), signal: z.string().nullable(), timedOut: z.boolean(), ms: z.number() }),
+  z.object({ ev: z.literal('pong'), id: z.number().nullable() }),
+  z.object({ ev: z.literal('error'), id: z.number().nullable(), message: z.string() }),
+]);
+export type AgentEvent = z.infer<typeof AgentEvent>;
+
+export interface AgentRun {
+  readonly op: 'run';
+  readonly id: number;
+  readonly argv: readonly string[];
+  readonly cwd?: string;
+  readonly env?: Readonly<Record<string, string>>;
+  readonly timeoutMs?: number;
+  readonly stdin?: string;
+}
+export type AgentRequest = AgentRun | { readonly op: 'kill'; readonly id: number; readonly signal: string } | { readonly op: 'ping'; readonly id: number };

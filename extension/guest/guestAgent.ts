@@ -1,0 +1,208 @@
+// Runs commands in the guest through the Cowork agent on one long-lived SSH channel. Measured under
+// emulation a new SSH channel costs ~100 ms per command and a command through the agent ~fork+exec
+// (docs/benchmarks.md), which is why commands do not get a channel each.
+import type { ClientChannel } from 'ssh2';
+import { AgentEvent, type AgentRequest } from './agentProtocol';
+import { GuestError } from './errors';
+import type { SshConnection } from './sshConnection';
+
+export const AGENT_COMMAND = 'exec /usr/bin/python3 -u -I /usr/local/lib/cowork/agent.py';
+export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+export const AGENT_START_TIMEOUT_MS = 30_000;
+
+export interface ExecOptions {
+  readonly cwd?: string;
+  readonly env?: Readonly<Record<string, string>>;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+  readonly stdin?: Buffer | string;
+  readonly onStdout?: (chunk: Buffer) => void;
+  readonly onStderr?: (chunk: Buffer) => void;
+  /** Bytes of stdout and of stderr kept in the result; the rest is counted, not kept. */
+  readonly maxOutputBytes?: number;
+}
+
+export interface ExecResult {
+  readonly code: number | null;
+  readonly signal: string | null;
+  readonly timedOut: boolean;
+  readonly aborted: boolean;
+  readonly stdout: Buffer;
+  readonly stderr: Buffer;
+  /** bytes produced beyond maxOutputBytes, per stream */
+  readonly droppedBytes: { readonly stdout: number; readonly stderr: number };
+  readonly durationMs: number;
+}
+
+const DEFAULT_ENV: Readonly<Record<string, string>> = {
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  LANG: 'C.UTF-8',
+  HOME: '/root',
+  TERM: 'dumb',
+};
+
+interface Pending {
+  readonly stdout: Buffer[];
+  readonly stderr: Buffer[];
+  kept: { stdout: number; stderr: number };
+  dropped: { stdout: number; stderr: number };
+  aborted: boolean;
+  readonly opts: ExecOptions;
+  resolve(r: ExecResult): void;
+  reject(e: Error): void;
+}
+
+export class GuestAgent {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private buf = '';
+  private closedError: GuestError | undefined;
+
+  private constructor(private readonly channel: ClientChannel) {}
+
+  static async start(conn: SshConnection, timeoutMs = AGENT_START_TIMEOUT_MS): Promise<GuestAgent> {
+    const channel = await conn.exec(AGENT_COMMAND);
+    const agent = new GuestAgent(channel);
+    await agent.attach(timeoutMs);
+    return agent;
+  }
+
+  private attach(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let stderr = '';
+      const timer = setTimeout(() => reject(new GuestError('agent-failed', `The guest agent did not start within ${timeoutMs} ms. ${stderr}`)), timeoutMs);
+      let hello = false;
+      this.channel.stderr.on('data', (c: Buffer) => {
+        stderr = (stderr + c.toString()).slice(-4096);
+      });
+      this.channel.on('data', (chunk: Buffer) => {
+        this.buf += chunk.toString('utf8');
+        let nl: number;
+        while ((nl = this.buf.indexOf('\n')) >= 0) {
+          const line = this.buf.slice(0, nl);
+          this.buf = this.buf.slice(nl + 1);
+          if (!line.trim()) continue;
+          let ev: AgentEvent;
+          try {
+            ev = AgentEvent.parse(JSON.parse(line));
+          } catch {
+            continue; // an unparseable line from the guest is ignored, never trusted
+          }
+          if (ev.ev === 'hello' && !hello) {
+            hello = true;
+            clearTimeout(timer);
+            resolve();
+          } else {
+            this.onEvent(ev);
+          }
+        }
+      });
+      this.channel.on('close', () => {
+        clearTimeout(timer);
+        this.closedError = new GuestError('disconnected', `The guest agent's channel closed.${stderr ? ` ${stderr.trim()}` : ''}`);
+        if (!hello) reject(this.closedError);
+        for (const [id, p] of this.pending) {
+          this.pending.delete(id);
+          p.reject(this.closedError);
+        }
+      });
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closedError !== undefined;
+  }
+
+  exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    if (argv.length === 0) return Promise.reject(new GuestError('agent-failed', 'exec needs a program to run'));
+    if (opts.signal?.aborted) return Promise.reject(new GuestError('aborted', 'The command was cancelled before it started.'));
+    const id = this.nextId++;
+    return new Promise<ExecResult>((resolve, reject) => {
+      const p: Pending = { stdout: [], stderr: [], kept: { stdout: 0, stderr: 0 }, dropped: { stdout: 0, stderr: 0 }, aborted: false, opts, resolve, reject };
+      this.pending.set(id, p);
+      const onAbort = (): void => {
+        p.aborted = true;
+        this.send({ op: 'kill', id, signal: 'KILL' });
+      };
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      const cleanup = (): void => opts.signal?.removeEventListener('abort', onAbort);
+      p.resolve = (r) => {
+        cleanup();
+        resolve(r);
+      };
+      p.reject = (e) => {
+        cleanup();
+        reject(e);
+      };
+      const stdin = opts.stdin === undefined ? undefined : Buffer.from(opts.stdin).toString('base64');
+      this.send({ op: 'run', id, argv, cwd: opts.cwd, env: { ...DEFAULT_ENV, ...opts.env }, timeoutMs: opts.timeoutMs, stdin });
+    });
+  }
+
+  /** bash -c script, the common case. */
+  sh(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    return this.exec(['/bin/bash', '-c', script], opts);
+  }
+
+  ping(): Promise<void> {
+    return this.exec(['/bin/true']).then(() => undefined);
+  }
+
+  close(): void {
+    this.channel.end();
+  }
+
+  private send(req: AgentRequest): void {
+    this.channel.write(JSON.stringify(req) + '\n');
+  }
+
+  private onEvent(ev: AgentEvent): void {
+    switch (ev.ev) {
+      case 'out': {
+        const p = this.pending.get(ev.id);
+        if (!p) return;
+        const data = Buffer.from(ev.b64, 'base64');
+        const stream = ev.fd === 1 ? 'stdout' : 'stderr';
+        (ev.fd === 1 ? p.opts.onStdout : p.opts.onStderr)?.(data);
+        const max = p.opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+        const room = Math.max(0, max - p.kept[stream]);
+        if (room > 0) {
+          const keep = data.length <= room ? data : data.subarray(0, room);
+          p[stream].push(keep);
+          p.kept[stream] += keep.length;
+        }
+        p.dropped[stream] += Math.max(0, data.length - room);
+        return;
+      }
+      case 'exit': {
+        const p = this.pending.get(ev.id);
+        if (!p) return;
+        this.pending.delete(ev.id);
+        p.resolve({
+          code: ev.code,
+          signal: ev.signal,
+          timedOut: ev.timedOut,
+          aborted: p.aborted,
+          stdout: Buffer.concat(p.stdout),
+          stderr: Buffer.concat(p.stderr),
+          droppedBytes: p.dropped,
+          durationMs: ev.ms,
+        });
+        return;
+      }
+      case 'error': {
+        if (ev.id === null) return;
+        const p = this.pending.get(ev.id);
+        if (!p) return;
+        this.pending.delete(ev.id);
+        p.reject(new GuestError('agent-failed', `The guest agent refused the command: ${ev.message}`));
+        return;
+      }
+      case 'started':
+      case 'pong':
+      case 'hello':
+        return;
+    }
+  }
+}

@@ -1,0 +1,82 @@
+// A running guest as the rest of the engine sees it: the VM started by the vm-host helper, one SSH
+// connection to it, the command agent on that connection, and SFTP for files.
+import type { VmConnectInfo, VmStartParams } from '../protocol/vmHost';
+import { GuestAgent, type ExecOptions, type ExecResult } from './guestAgent';
+import { GuestFiles } from './guestFiles';
+import { SshConnection } from './sshConnection';
+import { TcpTransport, type GuestTransport } from './transport';
+import type { VmHostClient } from './vmHostClient';
+
+export class GuestVm {
+  private agent: GuestAgent;
+  private files: GuestFiles;
+
+  private constructor(
+    private readonly client: VmHostClient,
+    readonly info: VmConnectInfo,
+    private conn: SshConnection,
+    agent: GuestAgent,
+    private readonly transport: GuestTransport,
+  ) {
+    this.agent = agent;
+    this.files = new GuestFiles(conn);
+  }
+
+  static async start(client: VmHostClient, params: Omit<VmStartParams, 'mode'> & Partial<Pick<VmStartParams, 'mode'>>): Promise<GuestVm> {
+    const info = await client.request('vm.start', params);
+    try {
+      return await GuestVm.attach(client, info);
+    } catch (err) {
+      await client.request('vm.stop', { vmId: info.vmId, graceMs: 0 }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  static async attach(client: VmHostClient, info: VmConnectInfo): Promise<GuestVm> {
+    const transport = new TcpTransport(info.host, info.port);
+    const conn = await SshConnection.connect(transport, info);
+    try {
+      const agent = await GuestAgent.start(conn);
+      return new GuestVm(client, info, conn, agent, transport);
+    } catch (err) {
+      conn.close();
+      throw err;
+    }
+  }
+
+  get id(): string {
+    return this.info.vmId;
+  }
+
+  get connection(): SshConnection {
+    return this.conn;
+  }
+
+  get fs(): GuestFiles {
+    return this.files;
+  }
+
+  exec(argv: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
+    return this.agent.exec(argv, opts);
+  }
+
+  sh(script: string, opts?: ExecOptions): Promise<ExecResult> {
+    return this.agent.sh(script, opts);
+  }
+
+  /** Re-establishes SSH and the agent after a dropped connection (the VM itself kept running). */
+  async reconnect(): Promise<void> {
+    this.conn.close();
+    this.conn = await SshConnection.connect(this.transport, this.info);
+    this.agent = await GuestAgent.start(this.conn);
+    this.files = new GuestFiles(this.conn);
+  }
+
+  async stop(graceMs?: number): Promise<void> {
+    // Flush the guest's page cache to the session disk before QEMU goes away.
+    await this.agent.exec(['/bin/sync'], { timeoutMs: 5_000 }).catch(() => undefined);
+    this.agent.close();
+    this.conn.close();
+    await this.client.request('vm.stop', { vmId: this.info.vmId, graceMs });
+  }
+}

@@ -1,0 +1,28 @@
+// Every command, view, context key and URI scheme id, declared once.
+export const Commands = {
+  delegateTask: 'cowork.delegateTask',
+  stopTask: 'cowork.stopTask',
+  acceptAll: 'cowork.acceptAll',
+  discardAll: 'cowork.discardAll',
+  setApiKey: 'cowork.setApiKey',
+  showLog: 'cowork.showLog',
+  startVm: 'cowork.startVm',
+  stopVm: 'cowork.stopVm',
+  showEgressLog: 'cowork.showEgressLog',
+  cleanUp: 'cowork.cleanUp',
+  /** internal: the panel's "run a command in the VM" smoke check, hidden from the palette */
+  runInVm: 'cowork.internal.runInVm',
+} as const;
+export type CommandId = (typeof Commands)[keyof typeof Commands];
+
+export const Views = {
+  container: 'cowork',
+  panel: 'cowork.panel',
+} as const;
+
+export const ContextKeys = {
+  vmState: 'cowork.vmState',
+} as const;
+
+export const SECRET_API_KEY = 'cowork.anthropicApiKey';
+export const LOG_CHANNEL_NAME = 'Cowork';

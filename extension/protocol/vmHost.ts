@@ -1,0 +1,83 @@
+// The one protocol between the extension host and the vm-host helper: JSON lines on the helper's
+// stdin (requests) and stdout (responses and events). Both ends validate with these schemas.
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+
+export const Accelerator = z.enum(['auto', 'kvm', 'hvf', 'whpx', 'tcg']);
+export type Accelerator = z.infer<typeof Accelerator>;
+export type ResolvedAccelerator = Exclude<Accelerator, 'auto'>;
+
+export const WorkspaceMode = z.enum(['review', 'direct']);
+export type WorkspaceMode = z.infer<typeof WorkspaceMode>;
+
+export const VmStartParams = z.object({
+  vmId: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'vmId must be 1–64 letters, digits, _ or -'),
+  workspace: z.string().min(1).describe('absolute host path shared read-only at /workspace'),
+  sessionDisk: z.string().min(1).describe('qcow2 file holding the overlay upper dir; created when missing'),
+  cpus: z.number().int().min(1).max(64),
+  memoryMiB: z.number().int().min(256).max(1024 * 1024),
+  diskGiB: z.number().int().min(1).max(4096),
+  accelerator: Accelerator,
+  mode: WorkspaceMode.default('review'),
+  bootTimeoutMs: z.number().int().positive().optional(),
+});
+export type VmStartParams = z.infer<typeof VmStartParams>;
+
+export const VmConnectInfo = z.object({
+  vmId: z.string(),
+  host: z.string(),
+  port: z.number().int(),
+  username: z.string(),
+  privateKey: z.string().describe('OpenSSH private key of the client, unique to this VM'),
+  hostKey: z.string().describe('the guest sshd public key, "ssh-ed25519 AAAA…": pin it'),
+  accelerator: z.enum(['kvm', 'hvf', 'whpx', 'tcg']),
+  bootMs: z.number(),
+  imageKey: z.string(),
+});
+export type VmConnectInfo = z.infer<typeof VmConnectInfo>;
+
+export const VmStateName = z.enum(['stopped', 'booting', 'ready', 'stopping', 'failed']);
+export type VmStateName = z.infer<typeof VmStateName>;
+
+export const ImageInfo = z.object({ key: z.string(), kernelVersion: z.string(), built: z.boolean(), accelerator: z.string().optional() });
+
+export const VmStats = z.object({
+  vmId: z.string(),
+  state: VmStateName,
+  pid: z.number().optional(),
+  rssBytes: z.number().optional(),
+  cpuSeconds: z.number().optional(),
+  sessionDiskBytes: z.number().optional(),
+});
+
+/** name → [params, result] */
+export const Requests = {
+  hello: [z.object({ version: z.number() }), z.object({ version: z.number(), platform: z.string(), arch: z.string(), accelerators: z.array(z.string()), pid: z.number() })],
+  'image.ensure': [z.object({ force: z.boolean().optional() }), ImageInfo],
+  'vm.start': [VmStartParams, VmConnectInfo],
+  'vm.stop': [z.object({ vmId: z.string(), graceMs: z.number().int().nonnegative().optional() }), z.object({ stopped: z.boolean() })],
+  'vm.list': [z.object({}), z.object({ vms: z.array(VmStats) })],
+  'disks.cleanup': [z.object({ dir: z.string(), keep: z.array(z.string()) }), z.object({ removed: z.array(z.string()), freedBytes: z.number() })],
+  shutdown: [z.object({}), z.object({})],
+} as const;
+export type RequestName = keyof typeof Requests;
+export type RequestParams<N extends RequestName> = z.input<(typeof Requests)[N][0]>;
+export type RequestResult<N extends RequestName> = z.infer<(typeof Requests)[N][1]>;
+
+export const RequestLine = z.object({ id: z.number().int(), method: z.string(), params: z.unknown() });
+
+export const ErrorBody = z.object({ code: z.string(), message: z.string() });
+export const ResponseLine = z.union([
+  z.object({ id: z.number().int(), ok: z.literal(true), result: z.unknown() }),
+  z.object({ id: z.number().int(), ok: z.literal(false), error: ErrorBody }),
+]);
+
+export const VmHostEvent = z.discriminatedUnion('event', [
+  z.object({ event: z.literal('image.progress'), phase: z.string(), message: z.string(), fraction: z.number() }),
+  z.object({ event: z.literal('vm.state'), vmId: z.string(), state: VmStateName, detail: z.string().optional() }),
+  z.object({ event: z.literal('vm.console'), vmId: z.string(), line: z.string() }),
+  z.object({ event: z.literal('log'), level: z.enum(['trace', 'debug', 'info', 'warn', 'error']), message: z.string() }),
+]);
+export type VmHostEvent = z.infer<typeof VmHostEvent>;
+export const EventLine = z.object({ event: z.string() }).passthrough();

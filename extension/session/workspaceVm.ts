@@ -1,0 +1,159 @@
+// The VM of the open workspace as the extension sees it: starts the vm-host helper on first use,
+// boots the guest lazily, exposes one state stream for the panel and the status bar, and stops
+// everything on dispose. No `vscode` here: the glue passes paths, settings and a logger in.
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import * as path from 'node:path';
+import { GuestVm } from '../guest/guestVm';
+import { VmHostClient } from '../guest/vmHostClient';
+import type { VmStateName } from '../protocol/vmHost';
+import { vmResources, type Settings } from '../config/settings';
+
+export interface Logger {
+  trace(msg: string): void;
+  debug(msg: string): void;
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+export interface WorkspaceVmStatus {
+  readonly state: VmStateName;
+  readonly accelerator?: string;
+  readonly detail?: string;
+  readonly bootMs?: number;
+  readonly imageProgress?: { readonly message: string; readonly fraction: number };
+}
+
+export interface WorkspaceVmOptions {
+  readonly helperPath: string;
+  readonly workspace: string;
+  /** where session disks live (extension global storage) */
+  readonly storageDir: string;
+  readonly log: Logger;
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export class WorkspaceVm {
+  private client: VmHostClient | undefined;
+  private guest: GuestVm | undefined;
+  private starting: Promise<GuestVm> | undefined;
+  private status: WorkspaceVmStatus = { state: 'stopped' };
+  private readonly emitter = new EventEmitter();
+
+  constructor(private readonly opts: WorkspaceVmOptions) {}
+
+  get vmId(): string {
+    const hash = createHash('sha256').update(this.opts.workspace).digest('hex').slice(0, 12);
+    return `ws-${hash}`;
+  }
+
+  get sessionDisk(): string {
+    return path.join(this.sessionsDir, `${this.vmId}.qcow2`);
+  }
+
+  get sessionsDir(): string {
+    return path.join(this.opts.storageDir, 'sessions');
+  }
+
+  get current(): WorkspaceVmStatus {
+    return this.status;
+  }
+
+  onStatus(listener: (s: WorkspaceVmStatus) => void): { dispose(): void } {
+    this.emitter.on('status', listener);
+    return { dispose: () => this.emitter.off('status', listener) };
+  }
+
+  private setStatus(next: WorkspaceVmStatus): void {
+    this.status = next;
+    this.emitter.emit('status', next);
+  }
+
+  private helper(): VmHostClient {
+    if (this.client) return this.client;
+    const log = this.opts.log;
+    const client = new VmHostClient({
+      helperPath: this.opts.helperPath,
+      env: this.opts.env,
+      onLog: (level, message) => (level === 'warn' ? log.warn(message) : log.debug(message)),
+    });
+    client.onEvent((ev) => {
+      switch (ev.event) {
+        case 'log':
+          log[ev.level](ev.message);
+          return;
+        case 'image.progress':
+          this.setStatus({ ...this.status, imageProgress: { message: ev.message, fraction: ev.fraction } });
+          return;
+        case 'vm.console':
+          log.trace(`[vm] console: ${ev.line}`);
+          return;
+        case 'vm.state':
+          log.info(`[vm] ${ev.vmId} is ${ev.state}${ev.detail ? `: ${ev.detail}` : ''}`);
+          if (ev.vmId === this.vmId) this.setStatus({ ...this.status, state: ev.state, detail: ev.detail });
+          return;
+      }
+    });
+    client.onExit((err) => {
+      log.warn(`[vm] ${err.message}`);
+      this.client = undefined;
+      this.guest = undefined;
+      this.starting = undefined;
+      if (this.status.state !== 'stopped') this.setStatus({ state: 'failed', detail: err.message });
+    });
+    this.client = client;
+    return client;
+  }
+
+  /** Boots the VM if it is not running; concurrent callers share one boot. */
+  start(settings: Settings): Promise<GuestVm> {
+    if (this.guest && !this.guest.connection.isClosed) return Promise.resolve(this.guest);
+    this.starting ??= (async () => {
+      this.setStatus({ state: 'booting' });
+      try {
+        const guest = await GuestVm.start(this.helper(), {
+          vmId: this.vmId,
+          workspace: this.opts.workspace,
+          sessionDisk: this.sessionDisk,
+          accelerator: settings['vm.accelerator'],
+          mode: settings['workspace.mode'],
+          ...vmResources(settings),
+        });
+        this.guest = guest;
+        this.setStatus({ state: 'ready', accelerator: guest.info.accelerator, bootMs: guest.info.bootMs });
+        this.opts.log.info(`[vm] ready in ${guest.info.bootMs} ms with ${guest.info.accelerator}`);
+        return guest;
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        this.setStatus({ state: 'failed', detail: message });
+        throw err;
+      } finally {
+        this.starting = undefined;
+      }
+    })();
+    return this.starting;
+  }
+
+  async stop(): Promise<void> {
+    const guest = this.guest ?? (await this.starting?.catch(() => undefined));
+    this.guest = undefined;
+    if (guest) {
+      this.setStatus({ ...this.status, state: 'stopping' });
+      await guest.stop();
+    }
+    this.setStatus({ state: 'stopped' });
+  }
+
+  /** Removes session disks that belong to no known task; reports what it freed. */
+  async cleanUp(keep: readonly string[]): Promise<{ removed: string[]; freedBytes: number }> {
+    return this.helper().request('disks.cleanup', { dir: this.sessionsDir, keep: [...keep] });
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop().catch(() => undefined);
+    await this.client?.dispose();
+    this.client = undefined;
+    this.emitter.removeAllListeners();
+  }
+}

@@ -1,0 +1,34 @@
+// What a hypervisor driver must offer. Callers branch on capabilities, not on the driver's name
+// (after Lima's pkg/driver), so Virtualization.framework or Firecracker can join later.
+import type { ResolvedAccelerator, WorkspaceMode } from '../../extension/protocol/vmHost';
+
+export interface DriverCapabilities {
+  /** host↔guest stream without a NIC (vhost-vsock, VZ) */
+  readonly vsock: boolean;
+  /** virtiofs share instead of 9p */
+  readonly virtiofs: boolean;
+  readonly snapshots: boolean;
+}
+
+export interface MachineConfig {
+  readonly qemuBinary: string;
+  readonly accelerator: ResolvedAccelerator;
+  readonly cpus: number;
+  readonly memoryMiB: number;
+  readonly kernel: string;
+  readonly kernelFormat: 'pvh' | 'bzimage';
+  readonly initrd: string;
+  readonly rootfs: string;
+  readonly sessionDisk: string;
+  readonly workspace: string;
+  readonly mode: WorkspaceMode;
+  readonly sshPort: number;
+  /** fw_cfg blobs: name under opt/cowork/ → host file */
+  readonly fwCfgFiles: Readonly<Record<string, string>>;
+}
+
+export interface VmDriver {
+  readonly name: string;
+  readonly capabilities: DriverCapabilities;
+  argv(config: MachineConfig): string[];
+}

@@ -1,0 +1,51 @@
+// QEMU as the baseline driver on every OS. `qemuArgv` is a pure config → argv function so it can
+// be tested without starting anything.
+import type { DriverCapabilities, MachineConfig, VmDriver } from './driver';
+
+export const QEMU_CAPABILITIES: DriverCapabilities = { vsock: false, virtiofs: false, snapshots: false };
+
+export function kernelCmdline(config: Pick<MachineConfig, 'accelerator'>): string {
+  const parts = ['console=ttyS0', 'quiet', 'loglevel=3', 'panic=-1', 'rootwait', 'random.trust_cpu=on', 'tsc=reliable', 'no_timer_check'];
+  // Under TCG the guest's code never runs speculatively on the host CPU, so in-guest Spectre
+  // mitigations buy nothing and halve process-spawn speed. With a real accelerator they stay on.
+  if (config.accelerator === 'tcg') parts.push('mitigations=off');
+  return parts.join(' ');
+}
+
+export function qemuArgv(c: MachineConfig): string[] {
+  const hw = c.accelerator !== 'tcg';
+  const argv = [
+    '-name', 'cowork,debug-threads=on',
+    '-nodefaults', '-no-user-config', '-nographic',
+    '-machine', 'q35',
+    '-accel', c.accelerator === 'tcg' ? 'tcg,thread=multi' : c.accelerator,
+    '-cpu', hw ? 'host' : 'max',
+    '-smp', String(c.cpus),
+    '-m', `${c.memoryMiB}M`,
+    '-kernel', c.kernel,
+    '-initrd', c.initrd,
+    '-append', kernelCmdline(c),
+    '-serial', 'stdio',
+    '-monitor', 'none',
+    '-no-reboot',
+    '-drive', `file=${escapeOpt(c.rootfs)},format=raw,if=none,id=root,readonly=on,cache=unsafe`,
+    '-device', 'virtio-blk-pci,drive=root',
+    '-drive', `file=${escapeOpt(c.sessionDisk)},format=qcow2,if=none,id=session,cache=writeback,discard=unmap`,
+    '-device', 'virtio-blk-pci,drive=session',
+    '-fsdev', `local,id=ws,path=${escapeOpt(c.workspace)},security_model=none${c.mode === 'review' ? ',readonly=on' : ''}`,
+    '-device', 'virtio-9p-pci,fsdev=ws,mount_tag=workspace',
+    // restrict=on: the guest can open no connection out; only the forwarded sshd port comes in.
+    '-netdev', `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${c.sshPort}-:22`,
+    '-device', 'virtio-net-pci,netdev=net0,romfile=',
+    '-device', 'virtio-rng-pci',
+  ];
+  for (const [name, file] of Object.entries(c.fwCfgFiles)) argv.push('-fw_cfg', `name=opt/cowork/${name},file=${escapeOpt(file)}`);
+  return argv;
+}
+
+/** QEMU option values escape ',' by doubling it. */
+export function escapeOpt(value: string): string {
+  return value.replace(/,/g, ',,');
+}
+
+export const qemuDriver: VmDriver = { name: 'qemu', capabilities: QEMU_CAPABILITIES, argv: qemuArgv };

@@ -1,0 +1,209 @@
+#!/usr/bin/python3 -u
+"""Cowork guest agent: runs many commands over one SSH channel.
+
+Why: under emulation a new SSH channel costs ~100 ms per command while a fork+exec here costs
+~36 ms (docs/benchmarks.md), so the host keeps this agent on one channel and multiplexes commands
+over JSON lines. Every command runs in its own session (process group); when the channel closes
+(host gone, connection dropped) every process this agent started is killed, so nothing is orphaned.
+
+Host -> agent:  {"op":"run","id":1,"argv":[...],"cwd":"/workspace","env":{...},"timeoutMs":5000,"stdin":"<b64>"}
+                {"op":"kill","id":1,"signal":"KILL"}     {"op":"ping","id":2}
+Agent -> host:  {"ev":"started","id":1,"pid":123}
+                {"ev":"out","id":1,"fd":1,"b64":"..."}
+                {"ev":"exit","id":1,"code":0,"signal":null,"timedOut":false,"ms":12}
+                {"ev":"pong","id":2}   {"ev":"error","id":1,"message":"..."}
+"""
+import base64, json, os, selectors, signal, sys, threading, time
+
+CHUNK = 65536
+sel = selectors.DefaultSelector()
+procs = {}  # id -> dict(pid, fds, deadline, started, timedOut, status)
+out_lock = threading.Lock()
+
+
+def emit(obj):
+    data = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+    with out_lock:
+        view = memoryview(data)
+        while view:
+            n = os.write(1, view)
+            view = view[n:]
+
+
+def kill_group(p, sig=signal.SIGKILL):
+    try:
+        os.killpg(p["pid"], sig)
+    except ProcessLookupError:
+        pass
+
+
+def feed_stdin(fd, data):
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def start(msg):
+    cid = msg["id"]
+    argv = msg["argv"]
+    env = msg.get("env") or {}
+    cwd = msg.get("cwd") or "/"
+    stdin_b64 = msg.get("stdin")
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    in_r, in_w = os.pipe()
+    t0 = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            os.dup2(in_r, 0); os.dup2(out_w, 1); os.dup2(err_w, 2)
+            os.closerange(3, 65536)
+            for s in (signal.SIGPIPE, signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(s, signal.SIG_DFL)
+            os.chdir(cwd)
+            os.execvpe(argv[0], argv, env)
+        except BaseException as e:  # exec failed: report like a shell would
+            try:
+                os.write(2, ("cowork-agent: %s: %s\n" % (argv[0] if argv else "", e)).encode())
+            finally:
+                os._exit(127 if isinstance(e, FileNotFoundError) else 126)
+    os.close(in_r); os.close(out_w); os.close(err_w)
+    if stdin_b64:
+        threading.Thread(target=feed_stdin, args=(in_w, base64.b64decode(stdin_b64)), daemon=True).start()
+    else:
+        os.close(in_w)
+    timeout = msg.get("timeoutMs")
+    p = {"id": cid, "pid": pid, "fds": {out_r: 1, err_r: 2}, "t0": t0,
+         "deadline": t0 + timeout / 1000.0 if timeout else None, "timedOut": False, "status": None}
+    procs[cid] = p
+    for fd in (out_r, err_r):
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ, ("out", p))
+    emit({"ev": "started", "id": cid, "pid": pid})
+
+
+def drain(p, fd):
+    try:
+        data = os.read(fd, CHUNK)
+    except BlockingIOError:
+        return
+    except OSError:
+        data = b""
+    if data:
+        emit({"ev": "out", "id": p["id"], "fd": p["fds"][fd], "b64": base64.b64encode(data).decode()})
+    else:
+        sel.unregister(fd)
+        os.close(fd)
+        del p["fds"][fd]
+
+
+def finish(p):
+    # The main process is gone: collect what its pipes still hold, end anything it left behind.
+    for fd in list(p["fds"]):
+        while fd in p["fds"]:
+            try:
+                data = os.read(fd, CHUNK)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            emit({"ev": "out", "id": p["id"], "fd": p["fds"][fd], "b64": base64.b64encode(data).decode()})
+        sel.unregister(fd)
+        os.close(fd)
+        del p["fds"][fd]
+    kill_group(p)
+    st = p["status"]
+    code = os.WEXITSTATUS(st) if os.WIFEXITED(st) else None
+    sig = signal.Signals(os.WTERMSIG(st)).name[3:] if os.WIFSIGNALED(st) else None
+    procs.pop(p["id"], None)
+    emit({"ev": "exit", "id": p["id"], "code": code, "signal": sig, "timedOut": p["timedOut"],
+          "ms": int((time.monotonic() - p["t0"]) * 1000)})
+
+
+def reap():
+    while True:
+        try:
+            pid, st = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        for p in list(procs.values()):
+            if p["pid"] == pid:
+                p["status"] = st
+                finish(p)
+
+
+def handle(line):
+    try:
+        msg = json.loads(line)
+        op = msg.get("op")
+        if op == "run":
+            start(msg)
+        elif op == "kill":
+            p = procs.get(msg["id"])
+            if p:
+                kill_group(p, getattr(signal, "SIG" + msg.get("signal", "KILL")))
+        elif op == "ping":
+            emit({"ev": "pong", "id": msg.get("id")})
+        else:
+            emit({"ev": "error", "id": msg.get("id"), "message": "unknown op %r" % op})
+    except Exception as e:  # a bad message must not take the agent down
+        emit({"ev": "error", "id": msg.get("id") if isinstance(msg, dict) else None, "message": str(e)})
+
+
+def main():
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False); os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    os.set_blocking(0, False)
+    sel.register(0, selectors.EVENT_READ, ("in", None))
+    sel.register(wake_r, selectors.EVENT_READ, ("wake", None))
+    buf = b""
+    emit({"ev": "hello", "pid": os.getpid()})
+    while True:
+        now = time.monotonic()
+        deadlines = [p["deadline"] for p in procs.values() if p["deadline"] and not p["timedOut"]]
+        timeout = max(0.0, min(deadlines) - now) if deadlines else None
+        for key, _ in sel.select(timeout):
+            kind, p = key.data
+            if kind == "in":
+                try:
+                    chunk = os.read(0, CHUNK)
+                except BlockingIOError:
+                    continue
+                if not chunk:  # host gone: nothing may outlive the channel
+                    for q in list(procs.values()):
+                        kill_group(q)
+                    os._exit(0)
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if line.strip():
+                        handle(line)
+            elif kind == "wake":
+                try:
+                    os.read(wake_r, 4096)
+                except BlockingIOError:
+                    pass
+            else:
+                if key.fd in p["fds"]:
+                    drain(p, key.fd)
+        now = time.monotonic()
+        for p in list(procs.values()):
+            if p["deadline"] and not p["timedOut"] and now >= p["deadline"]:
+                p["timedOut"] = True
+                kill_group(p)
+        reap()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+// Entry point of the vm-host helper (dist/vm-host.js).
+//   node dist/vm-host.js                   serve the JSON-lines protocol on stdio (the extension's way)
+//   node dist/vm-host.js --build-image [--force]   build/verify the guest image, progress on stderr
+// It exits when its stdin closes (its parent is gone) or on SIGTERM/SIGINT/SIGHUP, and stops every
+// VM before it does; if it is SIGKILLed, its watchdog kills the VMs instead.
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { ensureImage } from './image/builder';
+import { defaultCacheDir } from './image/cacheDir';
+import { hostArch, type RecipeSources } from './image/recipe';
+import { VmHostServer } from './server';
+
+const root = path.resolve(__dirname, '..');
+const sources: RecipeSources = { imageDir: path.join(root, 'vm-host', 'image'), guestDir: path.join(root, 'vm-host', 'guest') };
+
+async function buildImageCli(force: boolean): Promise<void> {
+  const t0 = Date.now();
+  let lastMessage = '';
+  const image = await ensureImage({
+    cacheDir: defaultCacheDir(),
+    sources,
+    arch: hostArch(),
+    force,
+    onProgress: (p) => {
+      if (p.message === lastMessage) return;
+      lastMessage = p.message;
+      process.stderr.write(`[${String(Math.round(p.fraction * 100)).padStart(3)}%] ${p.message}\n`);
+    },
+    onLog: process.env.COWORK_VERBOSE ? (l) => process.stderr.write(`${l}\n`) : undefined,
+  });
+  process.stderr.write(`Guest image ${image.key} (kernel ${image.kernelVersion}) ${image.built ? 'built' : 'found in cache'} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  process.stdout.write(JSON.stringify(image) + '\n');
+}
+
+function serve(): void {
+  const send = (obj: object): void => {
+    process.stdout.write(JSON.stringify(obj) + '\n');
+  };
+  const server = new VmHostServer({ send, sources });
+  const exit = (): void => {
+    server.shutdown().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+  rl.on('line', (line) => {
+    if (line.trim()) void server.handleLine(line);
+  });
+  rl.on('close', exit);
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, exit);
+  process.stdout.on('error', exit); // parent closed our stdout: it is gone
+}
+
+if (process.argv.includes('--build-image')) {
+  buildImageCli(process.argv.includes('--force')).catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+} else {
+  serve();
+}

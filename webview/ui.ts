@@ -1,0 +1,59 @@
+// The only module that knows which web-component library draws the panel. @vscode/webview-ui-toolkit
+// was asked for by the product's author; it is deprecated upstream (Jan 2025), so everything else
+// in the webview calls these helpers, and moving to @vscode-elements/elements is a change here only.
+import { provideVSCodeDesignSystem, vsCodeButton, vsCodeDivider, vsCodeProgressRing, vsCodeTag, vsCodeTextArea, vsCodeTextField } from '@vscode/webview-ui-toolkit';
+
+let registered = false;
+export function registerComponents(): void {
+  if (registered) return;
+  provideVSCodeDesignSystem().register(vsCodeButton(), vsCodeTextArea(), vsCodeTextField(), vsCodeProgressRing(), vsCodeTag(), vsCodeDivider());
+  registered = true;
+}
+
+export function button(label: string, opts: { icon?: string; secondary?: boolean; id?: string; onClick: () => void; disabled?: boolean }): HTMLElement {
+  const b = document.createElement('vscode-button');
+  if (opts.secondary) b.setAttribute('appearance', 'secondary');
+  if (opts.id) b.id = opts.id;
+  if (opts.disabled) b.setAttribute('disabled', '');
+  if (opts.icon) {
+    const i = document.createElement('span');
+    i.className = `codicon codicon-${opts.icon}`;
+    i.slot = 'start';
+    b.appendChild(i);
+  }
+  b.appendChild(document.createTextNode(label));
+  b.addEventListener('click', () => {
+    if (!b.hasAttribute('disabled')) opts.onClick();
+  });
+  return b;
+}
+
+export function textArea(opts: { placeholder: string; id?: string; rows?: number }): HTMLElement & { value: string } {
+  const t = document.createElement('vscode-text-area') as HTMLElement & { value: string };
+  t.setAttribute('placeholder', opts.placeholder);
+  t.setAttribute('resize', 'vertical');
+  t.setAttribute('rows', String(opts.rows ?? 3));
+  if (opts.id) t.id = opts.id;
+  return t;
+}
+
+export function textField(opts: { placeholder: string; id?: string }): HTMLElement & { value: string } {
+  const t = document.createElement('vscode-text-field') as HTMLElement & { value: string };
+  t.setAttribute('placeholder', opts.placeholder);
+  if (opts.id) t.id = opts.id;
+  return t;
+}
+
+export function progressRing(): HTMLElement {
+  return document.createElement('vscode-progress-ring');
+}
+
+export function tag(text: string): HTMLElement {
+  const t = document.createElement('vscode-tag');
+  t.textContent = text;
+  return t;
+}
+
+export function divider(): HTMLElement {
+  return document.createElement('vscode-divider');
+}
