@@ -29,7 +29,7 @@ async function buildImageCli(force: boolean): Promise<void> {
     onLog: process.env.COWORK_VERBOSE ? (l) => process.stderr.write(`${l}\n`) : undefined,
   });
   process.stderr.write(`Guest image ${image.key} (kernel ${image.kernelVersion}) ${image.built ? 'built' : 'found in cache'} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-  process.stdout.write(JSON.stringify(image) + '\n');
+  if (process.argv.includes('--json')) process.stdout.write(JSON.stringify(image) + '\n');
 }
 
 function serve(): void {

@@ -6,11 +6,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { utils as sshUtils } from 'ssh2';
 import type { ResolvedAccelerator, VmConnectInfo, VmStartParams } from '../extension/protocol/vmHost';
 import type { MachineConfig, VmDriver } from './drivers/driver';
 import { VmHostError } from './errors';
 import type { GuestImage } from './image/builder';
+import { generateEd25519 } from './sshKeys';
 import { transition, type VmEvent, type VmState } from './vmState';
 import type { Watchdog } from './watchdog';
 
@@ -69,8 +69,8 @@ export class Vm {
     try {
       this.runtimeDir = await mkdtemp(path.join(os.tmpdir(), `cowork-vm-${this.params.vmId}-`));
       this.deps.watchdog.removeOnExit(this.runtimeDir);
-      const hostKey = sshUtils.generateKeyPairSync('ed25519', { comment: `cowork-guest-${this.params.vmId}` });
-      const clientKey = sshUtils.generateKeyPairSync('ed25519', { comment: `cowork-host-${this.params.vmId}` });
+      const hostKey = generateEd25519(`cowork-guest-${this.params.vmId}`);
+      const clientKey = generateEd25519(`cowork-host-${this.params.vmId}`);
       const files = {
         host_key: path.join(this.runtimeDir, 'host_key'),
         authorized_keys: path.join(this.runtimeDir, 'authorized_keys'),

@@ -71,7 +71,7 @@ function render(): void {
 
   const cmd = textField({ placeholder: 'Run a command in the VM (e.g. uname -a)', id: 'command' });
   cmd.addEventListener('keydown', (e) => {
-    if ((e as KeyboardEvent).key === 'Enter' && cmd.value.trim()) send({ type: 'runCommand', command: cmd.value.trim() });
+    if (e.key === 'Enter' && cmd.value.trim()) send({ type: 'runCommand', command: cmd.value.trim() });
   });
   vm.append(cmd);
   if (state.lastCommand) {

@@ -1,6 +1,7 @@
 // A running guest as the rest of the engine sees it: the VM started by the vm-host helper, one SSH
 // connection to it, the command agent on that connection, and SFTP for files.
 import type { VmConnectInfo, VmStartParams } from '../protocol/vmHost';
+import { GuestError } from './errors';
 import { GuestAgent, type ExecOptions, type ExecResult } from './guestAgent';
 import { GuestFiles } from './guestFiles';
 import { SshConnection } from './sshConnection';
@@ -34,7 +35,7 @@ export class GuestVm {
 
   static async attach(client: VmHostClient, info: VmConnectInfo): Promise<GuestVm> {
     const transport = new TcpTransport(info.host, info.port);
-    const conn = await SshConnection.connect(transport, info);
+    const conn = await connectWithRetry(transport, info);
     try {
       const agent = await GuestAgent.start(conn);
       return new GuestVm(client, info, conn, agent, transport);
@@ -78,5 +79,24 @@ export class GuestVm {
     this.agent.close();
     this.conn.close();
     await this.client.request('vm.stop', { vmId: this.info.vmId, graceMs });
+  }
+}
+
+export const CONNECT_ATTEMPTS = 5;
+export const CONNECT_RETRY_MS = 500;
+
+/**
+ * The guest reports ready only once sshd listens (cowork-init waits for the socket), so the first
+ * attempt normally succeeds; a host under heavy load can still drop a handshake. Retry
+ * transport-level failures a few times; a wrong host key is never retried.
+ */
+async function connectWithRetry(transport: GuestTransport, info: VmConnectInfo): Promise<SshConnection> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await SshConnection.connect(transport, info);
+    } catch (err) {
+      if (!(err instanceof GuestError) || err.code !== 'connect-failed' || attempt >= CONNECT_ATTEMPTS) throw err;
+      await new Promise((r) => setTimeout(r, CONNECT_RETRY_MS * attempt));
+    }
   }
 }

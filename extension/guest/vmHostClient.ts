@@ -96,7 +96,7 @@ export class VmHostClient {
     if (this.exitError) return Promise.reject(this.exitError);
     const id = this.nextId++;
     return new Promise<RequestResult<N>>((resolve, reject) => {
-      this.waiters.set(id, { resolve: resolve as (v: unknown) => void, reject, method });
+      this.waiters.set(id, { resolve, reject, method });
       this.child.stdin?.write(JSON.stringify({ id, method, params }) + '\n');
     });
   }

@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import { Commands } from '../ids';
-import { HostToWebview, WebviewToHost } from '../protocol/webview';
+import type { HostToWebview} from '../protocol/webview';
+import { WebviewToHost } from '../protocol/webview';
 import type { WorkspaceVm } from '../session/workspaceVm';
 import { describeProblems } from '../config/settings';
 import { readSettings } from '../workbench/settings';

@@ -25,6 +25,8 @@ export interface MachineConfig {
   readonly sshPort: number;
   /** fw_cfg blobs: name under opt/cowork/ → host file */
   readonly fwCfgFiles: Readonly<Record<string, string>>;
+  /** appended to the kernel command line (the benchmark's bare boot uses "cowork.bare") */
+  readonly extraCmdline?: string;
 }
 
 export interface VmDriver {

@@ -4,11 +4,12 @@ import type { DriverCapabilities, MachineConfig, VmDriver } from './driver';
 
 export const QEMU_CAPABILITIES: DriverCapabilities = { vsock: false, virtiofs: false, snapshots: false };
 
-export function kernelCmdline(config: Pick<MachineConfig, 'accelerator'>): string {
+export function kernelCmdline(config: Pick<MachineConfig, 'accelerator' | 'extraCmdline'>): string {
   const parts = ['console=ttyS0', 'quiet', 'loglevel=3', 'panic=-1', 'rootwait', 'random.trust_cpu=on', 'tsc=reliable', 'no_timer_check'];
   // Under TCG the guest's code never runs speculatively on the host CPU, so in-guest Spectre
   // mitigations buy nothing and halve process-spawn speed. With a real accelerator they stay on.
   if (config.accelerator === 'tcg') parts.push('mitigations=off');
+  if (config.extraCmdline) parts.push(config.extraCmdline);
   return parts.join(' ');
 }
 

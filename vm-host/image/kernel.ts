@@ -4,12 +4,12 @@
 // boots the compressed kernel instead.
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
-import { gunzipSync } from 'node:zlib';
+import { inflateRawSync } from 'node:zlib';
 
 const MAGICS: { name: string; bytes: number[]; decompress: (buf: Buffer) => Promise<Buffer> }[] = [
   { name: 'xz', bytes: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], decompress: (b) => pipeThrough('xz', ['-dc', '--single-stream'], b) },
   { name: 'zstd', bytes: [0x28, 0xb5, 0x2f, 0xfd], decompress: (b) => pipeThrough('zstd', ['-dcq'], b) },
-  { name: 'gzip', bytes: [0x1f, 0x8b, 0x08], decompress: (b) => Promise.resolve(gunzipSync(b, { finishFlush: 2 })) },
+  { name: 'gzip', bytes: [0x1f, 0x8b, 0x08], decompress: gunzipLenient },
 ];
 
 const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
@@ -50,4 +50,23 @@ function pipeThrough(cmd: string, args: string[], input: Buffer): Promise<Buffer
     });
     child.stdin.end(input);
   });
+}
+
+/**
+ * gunzip that ignores the bytes after the stream (a bzImage carries more after its payload), which
+ * node's gunzip treats as a broken second member. Parses the gzip header (RFC 1952) and inflates
+ * the raw deflate data, which stops at the end of the stream.
+ */
+function gunzipLenient(input: Buffer): Promise<Buffer> {
+  try {
+    const flags = input[3] ?? 0;
+    let at = 10;
+    if (flags & 0x04) at += 2 + input.readUInt16LE(at); // FEXTRA
+    if (flags & 0x08) at = input.indexOf(0, at) + 1; // FNAME
+    if (flags & 0x10) at = input.indexOf(0, at) + 1; // FCOMMENT
+    if (flags & 0x02) at += 2; // FHCRC
+    return Promise.resolve(inflateRawSync(input.subarray(at)));
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
 }

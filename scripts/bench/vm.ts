@@ -1,0 +1,134 @@
+// Issue 2 figures: cold start vs bare kernel boot, command transport overhead, small-file reads
+// through the workspace share vs tmpfs, idle memory, accelerator. Prints figures and ratios.
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { GuestVm } from '../../extension/guest/guestVm';
+import { VmHostClient } from '../../extension/guest/vmHostClient';
+import { qemuArgv } from '../../vm-host/drivers/qemu';
+import { ensureImage } from '../../vm-host/image/builder';
+import { defaultCacheDir } from '../../vm-host/image/cacheDir';
+import { hostArch } from '../../vm-host/image/recipe';
+import { processStats } from '../../vm-host/stats';
+import { freePort } from '../../vm-host/vm';
+import { fmtBytes, fmtMs, median, printTable, type Row } from './stats';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const HELPER = path.join(ROOT, 'dist', 'vm-host.js');
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const resources = { cpus: Math.min(2, os.cpus().length), memoryMiB: 1024, diskGiB: 4 };
+
+async function bareBoot(accelerator: 'tcg' | 'kvm' | 'hvf' | 'whpx', tmp: string): Promise<number> {
+  const image = await ensureImage({ cacheDir: defaultCacheDir(), sources: { imageDir: path.join(ROOT, 'vm-host', 'image'), guestDir: path.join(ROOT, 'vm-host', 'guest') }, arch: hostArch() });
+  const disk = path.join(tmp, `bare-${Date.now()}.qcow2`);
+  await new Promise<void>((res, rej) => spawn('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '1G']).on('close', (c) => (c === 0 ? res() : rej(new Error('qemu-img')))));
+  const argv = qemuArgv({
+    qemuBinary: image.qemuBinary, accelerator, cpus: resources.cpus, memoryMiB: resources.memoryMiB, kernel: image.kernel, kernelFormat: image.kernelFormat,
+    initrd: image.initrd, rootfs: image.rootfs, sessionDisk: disk, workspace: tmp, mode: 'review', sshPort: await freePort(), fwCfgFiles: {}, extraCmdline: 'cowork.bare',
+  });
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const q = spawn(image.qemuBinary, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let at = 0;
+    q.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (!at && out.includes('COWORK-BARE-INIT')) {
+        at = performance.now() - t0;
+        q.kill('SIGKILL');
+      }
+    });
+    q.on('close', () => (at ? resolve(at) : reject(new Error(`bare boot never reached init:\n${out.slice(-500)}`))));
+  });
+}
+
+async function main(): Promise<void> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'cowork-bench-'));
+  const ws = path.join(tmp, 'ws');
+  await mkdir(ws);
+  const rows: Row[] = [];
+  try {
+    // Cold start: helper process start → first successful exec, a fresh session disk each time.
+    const cold: number[] = [];
+    let accelerator = 'tcg';
+    const bootMs: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const t0 = performance.now();
+      const client = new VmHostClient({ helperPath: HELPER });
+      const vm = await GuestVm.start(client, { vmId: `bench-${i}`, workspace: ws, sessionDisk: path.join(tmp, `cold-${i}.qcow2`), accelerator: 'auto', ...resources });
+      const r = await vm.exec(['/bin/true']);
+      if (r.code !== 0) throw new Error('true failed');
+      cold.push(performance.now() - t0);
+      bootMs.push(vm.info.bootMs);
+      accelerator = vm.info.accelerator;
+      await vm.stop();
+      await client.dispose();
+    }
+    const bare: number[] = [];
+    for (let i = 0; i < RUNS; i++) bare.push(await bareBoot(accelerator as 'tcg', tmp));
+    rows.push({ what: 'accelerator', value: accelerator });
+    rows.push({ what: 'cold start (helper → first exec)', value: fmtMs(median(cold)), note: `runs: ${cold.map((x) => fmtMs(x)).join(', ')}` });
+    rows.push({ what: '  of which VM boot to ready', value: fmtMs(median(bootMs)) });
+    rows.push({ what: 'bare kernel boot to its init', value: fmtMs(median(bare)), note: `runs: ${bare.map((x) => fmtMs(x)).join(', ')}` });
+    rows.push({ what: 'ratio cold / bare', value: `${(median(cold) / median(bare)).toFixed(2)}×`, note: 'goal ≤ 1.2×' });
+
+    // One VM for the steady-state figures.
+    const tree = path.join(ws, 'tree');
+    for (let d = 0; d < 50; d++) {
+      await mkdir(path.join(tree, `d${d}`), { recursive: true });
+      for (let f = 0; f < 100; f++) await writeFile(path.join(tree, `d${d}`, `f${f}.txt`), `file ${d}/${f}\n`.repeat(40));
+    }
+    const client = new VmHostClient({ helperPath: HELPER });
+    const vm = await GuestVm.start(client, { vmId: 'bench-steady', workspace: ws, sessionDisk: path.join(tmp, 'steady.qcow2'), accelerator: 'auto', ...resources });
+    try {
+      const N = 100;
+      await vm.exec(['/bin/true']);
+      const per: number[] = [];
+      const t0 = performance.now();
+      for (let i = 0; i < N; i++) {
+        const s = performance.now();
+        await vm.exec(['/bin/true']);
+        per.push(performance.now() - s);
+      }
+      const hostTotal = performance.now() - t0;
+      const inGuest = await vm.sh(`s=$(date +%s%N); for i in $(seq ${N}); do /bin/true; done; e=$(date +%s%N); echo $(( (e - s) / 1000 ))`);
+      const guestTotal = Number(inGuest.stdout.toString().trim()) / 1000;
+      rows.push({ what: `${N}× true via the guest agent`, value: fmtMs(hostTotal), note: `median ${fmtMs(median(per))} per command` });
+      rows.push({ what: `${N}× true in a loop inside the guest`, value: fmtMs(guestTotal) });
+      rows.push({ what: 'ratio transport / in-guest', value: `${(hostTotal / guestTotal).toFixed(2)}×`, note: 'goal ≤ 1.2×' });
+
+      const readTree = async (dir: string): Promise<number> => {
+        const r = await vm.sh(`sync; echo 3 > /proc/sys/vm/drop_caches; s=$(date +%s%N); find ${dir} -type f -print0 | xargs -0 cat | wc -c >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 ))`);
+        return Number(r.stdout.toString().trim()) / 1000;
+      };
+      await vm.sh('cp -r /workspace/tree /tmp/tree');
+      const share = await readTree('/workspace/tree');
+      const tmpfs = await readTree('/tmp/tree');
+      rows.push({ what: '5,000 files via /workspace (9p)', value: fmtMs(share) });
+      rows.push({ what: '5,000 files from guest tmpfs', value: fmtMs(tmpfs) });
+      rows.push({ what: 'ratio share / tmpfs', value: `${(share / tmpfs).toFixed(1)}×`, note: 'goal ≤ 3×' });
+      await vm.sh('cat /workspace/tree/d0/f0.txt > /dev/null');
+      await writeFile(path.join(tree, 'd0', 'f0.txt'), 'changed on the host\n');
+      const fresh = (await vm.sh('cat /workspace/tree/d0/f0.txt')).stdout.toString() === 'changed on the host\n';
+      rows.push({ what: 'host edit visible in the guest at once', value: fresh ? 'yes' : 'NO (stale)' });
+
+      await new Promise((r) => setTimeout(r, 3000));
+      const { vms } = await client.request('vm.list', {});
+      const helperStats = await processStats(client.pid!);
+      rows.push({ what: 'idle RSS: QEMU', value: fmtBytes(vms[0]?.rssBytes) });
+      rows.push({ what: 'idle RSS: vm-host helper', value: fmtBytes(helperStats.rssBytes) });
+    } finally {
+      await vm.stop();
+      await client.dispose();
+    }
+    printTable(`VM and transport (${RUNS} runs, ${os.cpus().length} host cpus, ${new Date().toISOString()})`, rows);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, readFile, rm, writeFile, cp } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { extractVmlinux } from '../../vm-host/image/kernel';
+import { resolveModules } from '../../vm-host/image/modules';
+import { loadRecipe } from '../../vm-host/image/recipe';
+import { requireTools } from '../../vm-host/hostTools';
+
+let tmp: string;
+before(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'cowork-unit-image-'));
+});
+after(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('kernel modules', () => {
+  it('orders dependencies before dependants and skips built-ins', async () => {
+    const dir = path.join(tmp, 'mods');
+    await mkdir(dir);
+    await writeFile(
+      path.join(dir, 'modules.dep'),
+      ['kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko kernel/fs/netfs/netfs.ko', 'kernel/net/9p/9pnet.ko:', 'kernel/fs/netfs/netfs.ko:', 'kernel/net/9p/9pnet_virtio.ko: kernel/net/9p/9pnet.ko'].join('\n'),
+    );
+    await writeFile(path.join(dir, 'modules.builtin'), 'kernel/drivers/virtio/virtio_pci.ko\n');
+    const r = await resolveModules(dir, ['virtio-pci', '9pnet_virtio', '9p']);
+    assert.deepEqual(r.ordered, ['kernel/net/9p/9pnet.ko', 'kernel/net/9p/9pnet_virtio.ko', 'kernel/fs/netfs/netfs.ko', 'kernel/fs/9p/9p.ko']);
+    assert.deepEqual(r.builtin, ['virtio_pci']);
+    await assert.rejects(resolveModules(dir, ['nope']), /nope.*neither a module nor built in/);
+  });
+});
+
+describe('kernel unpacking', () => {
+  it('finds the compressed ELF payload inside a boot image', async () => {
+    const elf = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46]), Buffer.alloc(4096, 7)]);
+    const image = Buffer.concat([Buffer.alloc(600, 1), Buffer.from([0x1f, 0x8b, 0x08]), Buffer.alloc(50, 2), gzipSync(elf), Buffer.alloc(300, 3)]);
+    await writeFile(path.join(tmp, 'vmlinuz'), image);
+    assert.equal(await extractVmlinux(path.join(tmp, 'vmlinuz'), path.join(tmp, 'vmlinux')), 'gzip');
+    assert.deepEqual(await readFile(path.join(tmp, 'vmlinux')), elf);
+  });
+  it('returns undefined when there is no payload', async () => {
+    await writeFile(path.join(tmp, 'junk'), Buffer.alloc(1000, 9));
+    assert.equal(await extractVmlinux(path.join(tmp, 'junk'), path.join(tmp, 'out')), undefined);
+  });
+});
+
+describe('recipe cache keys', () => {
+  it('a guest file change rebuilds only the boot layer; a package change rebuilds the base', async () => {
+    const root = path.resolve(__dirname, '..', '..', 'vm-host');
+    const copy = path.join(tmp, 'vm-host');
+    await cp(root, copy, { recursive: true });
+    const sources = { imageDir: path.join(copy, 'image'), guestDir: path.join(copy, 'guest') };
+    const a = await loadRecipe(sources, 'amd64');
+    await writeFile(path.join(copy, 'guest', 'root', 'extra'), 'x');
+    const b = await loadRecipe(sources, 'amd64');
+    assert.equal(a.baseKey, b.baseKey);
+    assert.notEqual(a.bootKey, b.bootKey);
+    const recipe = JSON.parse(await readFile(path.join(copy, 'image', 'recipe.json'), 'utf8')) as { packages: string[] };
+    recipe.packages.push('jq');
+    await writeFile(path.join(copy, 'image', 'recipe.json'), JSON.stringify(recipe));
+    const c = await loadRecipe(sources, 'amd64');
+    assert.notEqual(c.baseKey, b.baseKey);
+    assert.notEqual(c.bootKey, b.bootKey, 'the boot layer is built on the base');
+    const arm = await loadRecipe(sources, 'arm64');
+    assert.equal(arm.kernelPackage, 'linux-image-arm64');
+    assert.notEqual(arm.baseKey, c.baseKey);
+  });
+});
+
+describe('host tools', () => {
+  it('names every missing tool and the apt package that provides it', async () => {
+    await assert.rejects(
+      requireTools([{ command: 'no-such-tool-a', aptPackage: 'pkg-a', purpose: 'do a' }, { command: 'sh', aptPackage: 'dash', purpose: 'x' }, { command: 'no-such-tool-b', aptPackage: 'pkg-b', purpose: 'do b' }]),
+      /no-such-tool-a \(to do a\), no-such-tool-b \(to do b\).*sudo apt-get install pkg-a pkg-b/,
+    );
+  });
+});
