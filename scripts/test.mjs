@@ -1,14 +1,15 @@
 // `npm test` and its parts. Installs what the suites need, then typechecks, lints, builds and runs
 // the suites; prints one closing line "N passed, N failed" (checks count as one test each).
-//   node scripts/test.mjs all | unit | vm
+//   node scripts/test.mjs all | unit | vm | escape
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { ensureApt, ensureNpm, nodeVersionOk, ROOT } from './setup.mjs';
 
 const what = process.argv[2] ?? 'all';
-const SUITES = { unit: 'test/unit', vm: 'test/vm' };
+const SUITES = { unit: 'test/unit', vm: 'test/vm', escape: 'test/vm/escape.test.ts' };
 const wanted = what === 'all' ? ['unit', 'vm'] : [what];
+const needsVm = (name) => name === 'vm' || name === 'escape';
 if (!wanted.every((w) => w in SUITES)) {
   console.error(`usage: node scripts/test.mjs all|${Object.keys(SUITES).join('|')}`);
   process.exit(2);
@@ -38,8 +39,8 @@ function check(name, cmd, args) {
 }
 
 function suite(name) {
-  const dir = path.join(ROOT, SUITES[name]);
-  const files = readdirSync(dir).filter((f) => f.endsWith('.test.ts')).sort().map((f) => path.join(SUITES[name], f));
+  const where = SUITES[name];
+  const files = where.endsWith('.ts') ? [where] : readdirSync(path.join(ROOT, where)).filter((f) => f.endsWith('.test.ts')).sort().map((f) => path.join(where, f));
   const tap = path.join(work, `${name}.tap`);
   const args = ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`];
   if (name !== 'unit') args.push('--test-concurrency=1');
@@ -62,7 +63,7 @@ function suite(name) {
 
 try {
   nodeVersionOk();
-  if (wanted.includes('vm')) ensureApt(['vm']);
+  if (wanted.some(needsVm)) ensureApt(['vm']);
   ensureNpm();
 } catch (err) {
   console.error(`setup failed: ${err.message}`);
@@ -77,7 +78,7 @@ if (what === 'all') {
 }
 check('build', process.execPath, ['esbuild.mjs']);
 for (const name of wanted) {
-  if (name === 'vm') {
+  if (needsVm(name)) {
     // Build (or verify) the guest image up front, with its own progress, so no test waits on it.
     if (!step('guest image', process.execPath, [path.join(ROOT, 'dist', 'vm-host.js'), '--build-image'])) {
       failed++;

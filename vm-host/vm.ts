@@ -2,6 +2,7 @@
 // init prints COWORK-READY on the serial console (after sshd is listening), so the extension's
 // first SSH connection does not have to poll.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -42,6 +43,7 @@ export class Vm {
   private readonly consoleTail: string[] = [];
   private stderr = '';
   private exited: Promise<void> = Promise.resolve();
+  private sandbox: SandboxIdentity | undefined;
 
   constructor(
     readonly params: VmStartParams,
@@ -78,7 +80,9 @@ export class Vm {
       };
       await writeFile(files.host_key, hostKey.private, { mode: 0o600 });
       await writeFile(files.authorized_keys, clientKey.public + '\n', { mode: 0o600 });
-      await writeFile(files.options, `mode=${this.params.mode}\n`, { mode: 0o600 });
+      const sandbox = sandboxIdentity(this.params.vmId);
+      this.sandbox = sandbox;
+      await writeFile(files.options, `mode=${this.params.mode}\nsandbox_user=${sandbox.user}\nsandbox_uid=${sandbox.uid}\n`, { mode: 0o600 });
 
       const timeoutMs = this.params.bootTimeoutMs ?? (this.deps.accelerator === 'tcg' ? BOOT_TIMEOUT_MS.tcg : BOOT_TIMEOUT_MS.hardware);
       let port = 0;
@@ -105,6 +109,9 @@ export class Vm {
         accelerator: this.deps.accelerator,
         bootMs,
         imageKey: this.deps.image.key,
+        cpus: this.params.cpus,
+        memoryMiB: this.params.memoryMiB,
+        sandbox,
       };
     } catch (err) {
       await this.kill();
@@ -132,7 +139,8 @@ export class Vm {
     };
     this.stderr = '';
     this.consoleTail.length = 0;
-    const qemu = spawn(this.deps.image.qemuBinary, this.deps.driver.argv(config), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const [cmd, args] = qemuCommand(this.deps.image.qemuBinary, this.deps.driver.argv(config), this.sandbox!);
+    const qemu = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.qemu = qemu;
     if (qemu.pid) this.deps.watchdog.guard(qemu.pid);
     this.exited = new Promise((resolve) => qemu.once('close', () => resolve()));
@@ -226,6 +234,33 @@ export class Vm {
     await rm(dir, { recursive: true, force: true });
     this.deps.watchdog.keepDir(dir);
   }
+}
+
+export interface SandboxIdentity {
+  /** the guest user every sandboxed command runs as: a generated name, never root */
+  readonly user: string;
+  readonly uid: number;
+}
+
+/**
+ * The sandbox user's uid must own the workspace files as the guest sees them through 9p, or the
+ * sandbox could not write them. A normal host user's files carry its uid, so the sandbox gets that
+ * uid. When the host user is root (containers, CI), giving the sandbox uid 0 is out of the
+ * question: QEMU runs in a user namespace that maps root to a generated unprivileged uid instead
+ * (see qemuCommand), and the sandbox gets that uid. Stable per VM id, so a task's files on its
+ * session disk stay its own across restarts.
+ */
+export function sandboxIdentity(vmId: string, hostUid = process.getuid?.() ?? 1000): SandboxIdentity {
+  const h = createHash('sha256').update(vmId).digest();
+  const user = `cw-${h.subarray(0, 4).toString('hex')}`;
+  const uid = hostUid === 0 ? 10_000 + (h.readUInt32BE(4) % 50_000) : hostUid;
+  return { user, uid: Math.max(uid, 1000) };
+}
+
+/** Runs QEMU directly, or (host user root on Linux) inside a user namespace mapping root → the sandbox uid. */
+export function qemuCommand(qemuBinary: string, argv: string[], sandbox: SandboxIdentity, platform = process.platform, hostUid = process.getuid?.()): [string, string[]] {
+  if (platform === 'linux' && hostUid === 0) return ['unshare', ['--user', `--map-user=${sandbox.uid}`, `--map-group=${sandbox.uid}`, '--', qemuBinary, ...argv]];
+  return [qemuBinary, argv];
 }
 
 export function freePort(): Promise<number> {

@@ -17,7 +17,6 @@ const LATER: Record<string, string> = {
   [Commands.stopTask]: 'Stopping a task',
   [Commands.acceptAll]: 'Accepting changes',
   [Commands.discardAll]: 'Discarding changes',
-  [Commands.showEgressLog]: 'The egress log',
 };
 
 export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
@@ -71,6 +70,16 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       if (vm) await vm.stop();
     }),
     vscode.commands.registerCommand(Commands.showLog, () => log.show()),
+    vscode.commands.registerCommand(Commands.showEgressLog, async () => {
+      const vm = deps.vm();
+      if (!vm) return;
+      try {
+        const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(vm.egressLog));
+        await vscode.window.showTextDocument(doc, { preview: true });
+      } catch {
+        void vscode.window.showInformationMessage('Cowork: no network request has been made from the VM yet.');
+      }
+    }),
     vscode.commands.registerCommand(Commands.setApiKey, async () => {
       const key = await vscode.window.showInputBox({ title: 'Anthropic API key', prompt: 'Stored in VS Code secret storage; it never enters the VM.', password: true, ignoreFocusOut: true });
       if (!key) return;
@@ -99,8 +108,10 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       if (!settings.ok) throw new Error(describeProblems(settings.problems));
       const cmd = command ?? (await vscode.window.showInputBox({ prompt: 'Command to run in the Cowork VM' }));
       if (!cmd) return undefined;
-      const guest = await vm.start(settings.settings);
-      const r = await guest.sh(cmd, { cwd: '/workspace', timeoutMs: 60_000 });
+      await vm.start(settings.settings);
+      const sandbox = vm.sandbox;
+      if (!sandbox) throw new Error('The VM stopped before the command could run.');
+      const r = await sandbox.run(cmd, { timeoutMs: 60_000 });
       const output = r.stdout.toString() + r.stderr.toString();
       log.info(`[vm] $ ${cmd} → ${r.code ?? r.signal}\n${output}`);
       return { code: r.code, signal: r.signal, output };

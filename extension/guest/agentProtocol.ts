@@ -6,7 +6,16 @@ export const AgentEvent = z.discriminatedUnion('ev', [
   z.object({ ev: z.literal('hello'), pid: z.number() }),
   z.object({ ev: z.literal('started'), id: z.number(), pid: z.number() }),
   z.object({ ev: z.literal('out'), id: z.number(), fd: z.union([z.literal(1), z.literal(2)]), b64: z.string() }),
-  z.object({ ev: z.literal('exit'), id: z.number(), code: z.number().nullable(), signal: z.string().nullable(), timedOut: z.boolean(), ms: z.number() }),
+  z.object({
+    ev: z.literal('exit'),
+    id: z.number(),
+    code: z.number().nullable(),
+    signal: z.string().nullable(),
+    timedOut: z.boolean(),
+    ms: z.number(),
+    oomKilled: z.boolean().default(false),
+    pidsLimited: z.boolean().default(false),
+  }),
   z.object({ ev: z.literal('pong'), id: z.number().nullable() }),
   z.object({ ev: z.literal('error'), id: z.number().nullable(), message: z.string() }),
 ]);
@@ -20,5 +29,17 @@ export interface AgentRun {
   readonly env?: Readonly<Record<string, string>>;
   readonly timeoutMs?: number;
   readonly stdin?: string;
+  readonly user?: { readonly uid: number; readonly gid: number };
+  /** files the agent opens read-only in the child at these descriptor numbers */
+  readonly fds?: Readonly<Record<string, string>>;
+  readonly cgroup?: CgroupLimits;
+}
+
+export interface CgroupLimits {
+  readonly name: string;
+  readonly memoryMax?: number;
+  readonly pidsMax?: number;
+  /** cgroup v2 cpu.max, e.g. "180000 100000" */
+  readonly cpuMax?: string;
 }
 export type AgentRequest = AgentRun | { readonly op: 'kill'; readonly id: number; readonly signal: string } | { readonly op: 'ping'; readonly id: number };

@@ -2,7 +2,7 @@
 // emulation a new SSH channel costs ~100 ms per command and a command through the agent ~fork+exec
 // (docs/benchmarks.md), which is why commands do not get a channel each.
 import type { ClientChannel } from 'ssh2';
-import { AgentEvent, type AgentRequest } from './agentProtocol';
+import { AgentEvent, type AgentRequest, type CgroupLimits } from './agentProtocol';
 import { GuestError } from './errors';
 import type { SshConnection } from './sshConnection';
 
@@ -20,6 +20,10 @@ export interface ExecOptions {
   readonly onStderr?: (chunk: Buffer) => void;
   /** Bytes of stdout and of stderr kept in the result; the rest is counted, not kept. */
   readonly maxOutputBytes?: number;
+  /** Run as this guest user (the sandbox layer sets these three). */
+  readonly user?: { readonly uid: number; readonly gid: number };
+  readonly fds?: Readonly<Record<string, string>>;
+  readonly cgroup?: CgroupLimits;
 }
 
 export interface ExecResult {
@@ -32,6 +36,10 @@ export interface ExecResult {
   /** bytes produced beyond maxOutputBytes, per stream */
   readonly droppedBytes: { readonly stdout: number; readonly stderr: number };
   readonly durationMs: number;
+  /** killed by the command's memory limit */
+  readonly oomKilled: boolean;
+  /** hit the command's process limit at least once */
+  readonly pidsLimited: boolean;
 }
 
 const DEFAULT_ENV: Readonly<Record<string, string>> = {
@@ -136,7 +144,7 @@ export class GuestAgent {
         reject(e);
       };
       const stdin = opts.stdin === undefined ? undefined : Buffer.from(opts.stdin).toString('base64');
-      this.send({ op: 'run', id, argv, cwd: opts.cwd, env: { ...DEFAULT_ENV, ...opts.env }, timeoutMs: opts.timeoutMs, stdin });
+      this.send({ op: 'run', id, argv, cwd: opts.cwd, env: opts.user ? { ...opts.env } : { ...DEFAULT_ENV, ...opts.env }, timeoutMs: opts.timeoutMs, stdin, user: opts.user, fds: opts.fds, cgroup: opts.cgroup });
     });
   }
 
@@ -188,6 +196,8 @@ export class GuestAgent {
           stderr: Buffer.concat(p.stderr),
           droppedBytes: p.dropped,
           durationMs: ev.ms,
+          oomKilled: ev.oomKilled,
+          pidsLimited: ev.pidsLimited,
         });
         return;
       }

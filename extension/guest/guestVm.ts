@@ -11,6 +11,7 @@ import type { VmHostClient } from './vmHostClient';
 export class GuestVm {
   private agent: GuestAgent;
   private files: GuestFiles;
+  private readonly connectHooks: ((conn: SshConnection) => Promise<void>)[] = [];
 
   private constructor(
     private readonly client: VmHostClient,
@@ -65,12 +66,19 @@ export class GuestVm {
     return this.agent.sh(script, opts);
   }
 
+  /** Runs now and again after every reconnect (e.g. the egress forwards live on the connection). */
+  async onConnected(hook: (conn: SshConnection) => Promise<void>): Promise<void> {
+    this.connectHooks.push(hook);
+    await hook(this.conn);
+  }
+
   /** Re-establishes SSH and the agent after a dropped connection (the VM itself kept running). */
   async reconnect(): Promise<void> {
     this.conn.close();
-    this.conn = await SshConnection.connect(this.transport, this.info);
+    this.conn = await connectWithRetry(this.transport, this.info);
     this.agent = await GuestAgent.start(this.conn);
     this.files = new GuestFiles(this.conn);
+    for (const hook of this.connectHooks) await hook(this.conn);
   }
 
   async stop(graceMs?: number): Promise<void> {

@@ -34,6 +34,9 @@ export const VmConnectInfo = z.object({
   accelerator: z.enum(['kvm', 'hvf', 'whpx', 'tcg']),
   bootMs: z.number(),
   imageKey: z.string(),
+  cpus: z.number().int(),
+  memoryMiB: z.number().int(),
+  sandbox: z.object({ user: z.string().regex(/^[a-z][a-z0-9-]{1,30}$/), uid: z.number().int().min(1000) }),
 });
 export type VmConnectInfo = z.infer<typeof VmConnectInfo>;
 

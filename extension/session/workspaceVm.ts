@@ -4,7 +4,12 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as path from 'node:path';
+import { JsonlAudit, type EgressRecord } from '../egress/audit';
+import { bridgeEgress } from '../egress/guestBridge';
+import { EgressPolicy } from '../egress/policy';
+import { EgressProxy } from '../egress/proxy';
 import { GuestVm } from '../guest/guestVm';
+import { GuestSandbox } from '../guest/sandbox';
 import { VmHostClient } from '../guest/vmHostClient';
 import type { VmStateName } from '../protocol/vmHost';
 import { vmResources, type Settings } from '../config/settings';
@@ -39,6 +44,9 @@ export class WorkspaceVm {
   private guest: GuestVm | undefined;
   private starting: Promise<GuestVm> | undefined;
   private status: WorkspaceVmStatus = { state: 'stopped' };
+  private proxy: EgressProxy | undefined;
+  private audit: JsonlAudit | undefined;
+  private sandboxInstance: GuestSandbox | undefined;
   private readonly emitter = new EventEmitter();
 
   constructor(private readonly opts: WorkspaceVmOptions) {}
@@ -54,6 +62,20 @@ export class WorkspaceVm {
 
   get sessionsDir(): string {
     return path.join(this.opts.storageDir, 'sessions');
+  }
+
+  get egressLog(): string {
+    return path.join(this.opts.storageDir, 'egress', `${this.vmId}.jsonl`);
+  }
+
+  /** The sandbox every command from the agent (or the person, through the panel) runs in. */
+  get sandbox(): GuestSandbox | undefined {
+    return this.sandboxInstance;
+  }
+
+  onEgress(listener: (r: EgressRecord) => void): { dispose(): void } {
+    this.emitter.on('egress', listener);
+    return { dispose: () => this.emitter.off('egress', listener) };
   }
 
   get current(): WorkspaceVmStatus {
@@ -120,7 +142,9 @@ export class WorkspaceVm {
           mode: settings['workspace.mode'],
           ...vmResources(settings),
         });
+        await this.attachEgress(guest, settings);
         this.guest = guest;
+        this.sandboxInstance = GuestSandbox.for(guest);
         this.setStatus({ state: 'ready', accelerator: guest.info.accelerator, bootMs: guest.info.bootMs });
         this.opts.log.info(`[vm] ready in ${guest.info.bootMs} ms with ${guest.info.accelerator}`);
         return guest;
@@ -135,9 +159,28 @@ export class WorkspaceVm {
     return this.starting;
   }
 
+  private async attachEgress(guest: GuestVm, settings: Settings): Promise<void> {
+    await this.proxy?.close();
+    await this.audit?.close();
+    const apiHost = settings.apiBaseUrl ? new URL(settings.apiBaseUrl).hostname : undefined;
+    this.audit = new JsonlAudit(this.egressLog);
+    this.proxy = new EgressProxy({
+      task: this.vmId,
+      policy: new EgressPolicy({ allowed: settings['network.allowedDomains'], denied: settings['network.deniedDomains'], modelHosts: apiHost ? [apiHost] : [] }),
+      audit: this.audit,
+    });
+    this.proxy.on('decision', (r) => {
+      this.opts.log[r.allowed ? 'debug' : 'info'](`[egress] ${r.allowed ? 'allowed' : 'DENIED'} ${r.method ?? r.via} ${r.host}:${r.port} (${r.rule}${r.reason ? `: ${r.reason}` : ''})`);
+      this.emitter.emit('egress', r);
+    });
+    const proxy = this.proxy;
+    await guest.onConnected((conn) => bridgeEgress(conn, proxy));
+  }
+
   async stop(): Promise<void> {
     const guest = this.guest ?? (await this.starting?.catch(() => undefined));
     this.guest = undefined;
+    this.sandboxInstance = undefined;
     if (guest) {
       this.setStatus({ ...this.status, state: 'stopping' });
       await guest.stop();
@@ -152,6 +195,8 @@ export class WorkspaceVm {
 
   async dispose(): Promise<void> {
     await this.stop().catch(() => undefined);
+    await this.proxy?.close();
+    await this.audit?.close();
     await this.client?.dispose();
     this.client = undefined;
     this.emitter.removeAllListeners();

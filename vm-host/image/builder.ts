@@ -192,7 +192,7 @@ async function buildBase(r: ResolvedRecipe, finalDir: string, opts: EnsureImageO
     const rootfsTmp = path.join(tmp, 'rootfs.squashfs');
     const jobs = String(Math.max(1, os.cpus().length));
     await runPipeline(
-      [tools.get('mmdebstrap')!, mmArgs, { COWORK_IMAGE_OUT: out, COWORK_KERNEL_PACKAGE: r.kernelPackage }],
+      [tools.get('mmdebstrap')!, mmArgs, { COWORK_IMAGE_OUT: out, COWORK_KERNEL_PACKAGE: r.kernelPackage, COWORK_IMAGE_SRC: opts.sources.imageDir }],
       [tools.get('tar2sqfs')!, ['--quiet', '--no-skip', '--no-xattr', '--force', '-c', 'zstd', '-X', 'level=15', '-j', jobs, rootfsTmp]],
       (line) => {
         log(`[image] ${line}`);

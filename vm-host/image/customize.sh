@@ -27,6 +27,13 @@ mv "$root/tmp/kernel" "$out/kernel"
 rm -f "$root"/tmp/linux-image-*.deb
 cp "$root/bin/busybox" "$out/busybox"
 
+echo "I: cowork: generating the sandbox's seccomp filter"
+mkdir -p "$root/usr/local/lib/cowork"
+cp "${COWORK_IMAGE_SRC:?}/seccomp-filter.py" "$root/tmp/cowork-seccomp-filter.py"
+chroot "$root" python3 -I /tmp/cowork-seccomp-filter.py /usr/local/lib/cowork/seccomp.bpf
+rm -f "$root/tmp/cowork-seccomp-filter.py"
+[ -s "$root/usr/local/lib/cowork/seccomp.bpf" ] || { echo "E: empty seccomp filter" >&2; exit 1; }
+
 echo "I: cowork: trimming the root filesystem"
 rm -f "$root"/etc/ssh/ssh_host_* "$root/etc/machine-id" "$root/var/lib/dbus/machine-id"
 : > "$root/etc/machine-id"

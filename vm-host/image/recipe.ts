@@ -55,6 +55,7 @@ export async function loadRecipe(sources: RecipeSources, arch: GuestArch): Promi
   const base = createHash('sha256');
   base.update(JSON.stringify({ v: BUILDER_VERSION, arch, suite: recipe.suite, mirror: recipe.mirror, packages: recipe.packages, kernel: archInfo.kernelPackage }));
   base.update(await readFile(path.join(sources.imageDir, 'customize.sh')));
+  base.update(await readFile(path.join(sources.imageDir, 'seccomp-filter.py')));
   const baseKey = base.digest('hex').slice(0, 16);
 
   const boot = createHash('sha256');

@@ -6,16 +6,19 @@ Why: under emulation a new SSH channel costs ~100 ms per command while a fork+ex
 over JSON lines. Every command runs in its own session (process group); when the channel closes
 (host gone, connection dropped) every process this agent started is killed, so nothing is orphaned.
 
-Host -> agent:  {"op":"run","id":1,"argv":[...],"cwd":"/workspace","env":{...},"timeoutMs":5000,"stdin":"<b64>"}
+Host -> agent:  {"op":"run","id":1,"argv":[...],"cwd":"/workspace","env":{...},"timeoutMs":5000,"stdin":"<b64>",
+                 "user":{"uid":N,"gid":N}, "fds":{"10":"/path"},
+                 "cgroup":{"name":"cmd-1","memoryMax":N,"pidsMax":N,"cpuMax":"180000 100000"}}
                 {"op":"kill","id":1,"signal":"KILL"}     {"op":"ping","id":2}
 Agent -> host:  {"ev":"started","id":1,"pid":123}
                 {"ev":"out","id":1,"fd":1,"b64":"..."}
-                {"ev":"exit","id":1,"code":0,"signal":null,"timedOut":false,"ms":12}
+                {"ev":"exit","id":1,"code":0,"signal":null,"timedOut":false,"ms":12,"oomKilled":false,"pidsLimited":false}
                 {"ev":"pong","id":2}   {"ev":"error","id":1,"message":"..."}
 """
 import base64, json, os, selectors, signal, sys, threading, time
 
 CHUNK = 65536
+CGROUP_ROOT = "/sys/fs/cgroup/cowork"
 sel = selectors.DefaultSelector()
 procs = {}  # id -> dict(pid, fds, deadline, started, timedOut, status)
 out_lock = threading.Lock()
@@ -35,6 +38,58 @@ def kill_group(p, sig=signal.SIGKILL):
         os.killpg(p["pid"], sig)
     except ProcessLookupError:
         pass
+    if sig == signal.SIGKILL and p.get("cgroup"):
+        # Everything in the command's cgroup, including what left its session.
+        write_file(os.path.join(p["cgroup"], "cgroup.kill"), "1")
+
+
+def write_file(path, value):
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+        return True
+    except OSError:
+        return False
+
+
+def read_events(path):
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                k, _, v = line.partition(" ")
+                out[k] = int(v)
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def make_cgroup(spec):
+    name = spec["name"]
+    if not name.replace("-", "").isalnum():
+        raise ValueError("bad cgroup name")
+    path = os.path.join(CGROUP_ROOT, name)
+    os.makedirs(path, exist_ok=True)
+    if spec.get("memoryMax"):
+        write_file(os.path.join(path, "memory.max"), str(int(spec["memoryMax"])))
+        write_file(os.path.join(path, "memory.swap.max"), "0")
+        write_file(os.path.join(path, "memory.oom.group"), "1")
+    if spec.get("pidsMax"):
+        write_file(os.path.join(path, "pids.max"), str(int(spec["pidsMax"])))
+    if spec.get("cpuMax"):
+        write_file(os.path.join(path, "cpu.max"), str(spec["cpuMax"]))
+    return path
+
+
+def remove_cgroup(path):
+    for _ in range(100):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.01)
 
 
 def feed_stdin(fd, data):
@@ -55,6 +110,9 @@ def start(msg):
     env = msg.get("env") or {}
     cwd = msg.get("cwd") or "/"
     stdin_b64 = msg.get("stdin")
+    user = msg.get("user")
+    fds = {int(k): v for k, v in (msg.get("fds") or {}).items()}
+    cgroup = make_cgroup(msg["cgroup"]) if msg.get("cgroup") else None
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     in_r, in_w = os.pipe()
@@ -62,11 +120,25 @@ def start(msg):
     pid = os.fork()
     if pid == 0:
         try:
+            if cgroup:  # join before anything runs, so not even the first fork escapes the limits
+                with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                    f.write("0")
             os.setsid()
             os.dup2(in_r, 0); os.dup2(out_w, 1); os.dup2(err_w, 2)
             os.closerange(3, 65536)
+            for num, path in fds.items():
+                fd = os.open(path, os.O_RDONLY)
+                if fd != num:
+                    os.dup2(fd, num, inheritable=True)
+                    os.close(fd)
+                else:
+                    os.set_inheritable(fd, True)
             for s in (signal.SIGPIPE, signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(s, signal.SIG_DFL)
+            if user:
+                os.setgroups([])
+                os.setgid(int(user["gid"]))
+                os.setuid(int(user["uid"]))
             os.chdir(cwd)
             os.execvpe(argv[0], argv, env)
         except BaseException as e:  # exec failed: report like a shell would
@@ -80,7 +152,7 @@ def start(msg):
     else:
         os.close(in_w)
     timeout = msg.get("timeoutMs")
-    p = {"id": cid, "pid": pid, "fds": {out_r: 1, err_r: 2}, "t0": t0,
+    p = {"id": cid, "pid": pid, "fds": {out_r: 1, err_r: 2}, "t0": t0, "cgroup": cgroup,
          "deadline": t0 + timeout / 1000.0 if timeout else None, "timedOut": False, "status": None}
     procs[cid] = p
     for fd in (out_r, err_r):
@@ -119,12 +191,17 @@ def finish(p):
         os.close(fd)
         del p["fds"][fd]
     kill_group(p)
+    oom = pids_limited = False
+    if p["cgroup"]:
+        oom = read_events(os.path.join(p["cgroup"], "memory.events")).get("oom_kill", 0) > 0
+        pids_limited = read_events(os.path.join(p["cgroup"], "pids.events")).get("max", 0) > 0
+        remove_cgroup(p["cgroup"])
     st = p["status"]
     code = os.WEXITSTATUS(st) if os.WIFEXITED(st) else None
     sig = signal.Signals(os.WTERMSIG(st)).name[3:] if os.WIFSIGNALED(st) else None
     procs.pop(p["id"], None)
     emit({"ev": "exit", "id": p["id"], "code": code, "signal": sig, "timedOut": p["timedOut"],
-          "ms": int((time.monotonic() - p["t0"]) * 1000)})
+          "ms": int((time.monotonic() - p["t0"]) * 1000), "oomKilled": oom, "pidsLimited": pids_limited})
 
 
 def reap():

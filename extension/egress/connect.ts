@@ -1,0 +1,60 @@
+// Resolves a name the policy allowed and opens a TCP connection to the first address that passes
+// the address checks. The proxy connects to that address, never to the name, so a DNS answer that
+// changes between check and connect (rebinding) changes nothing.
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import * as net from 'node:net';
+import { addressProblem, type EgressPolicy } from './policy';
+
+export type Resolver = (host: string) => Promise<string[]>;
+
+export const defaultResolver: Resolver = async (host) => (await dnsLookup(host, { all: true, verbatim: true })).map((a) => a.address);
+
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+export class EgressRefused extends Error {
+  constructor(
+    readonly rule: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function resolveChecked(host: string, port: number, policy: EgressPolicy, resolver: Resolver, own?: ReadonlySet<string>): Promise<string> {
+  let addresses: string[];
+  if (isIP(host)) addresses = [host];
+  else {
+    try {
+      addresses = await resolver(host);
+    } catch (err) {
+      throw new EgressRefused('dns', `cannot resolve ${host}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  if (addresses.length === 0) throw new EgressRefused('dns', `${host} has no address`);
+  const problems: string[] = [];
+  for (const a of addresses) {
+    const problem = addressProblem(a, port, policy, own);
+    if (!problem) return a;
+    problems.push(problem);
+  }
+  throw new EgressRefused('address', `${host} resolves only to refused addresses (${problems.join('; ')})`);
+}
+
+export function connectTo(address: string, port: number, timeoutMs = CONNECT_TIMEOUT_MS): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: address, port });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new EgressRefused('connect', `connecting to ${address}:${port} timed out`));
+    }, timeoutMs);
+    sock.once('connect', () => {
+      clearTimeout(timer);
+      resolve(sock);
+    });
+    sock.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new EgressRefused('connect', `cannot connect to ${address}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
+    });
+  });
+}

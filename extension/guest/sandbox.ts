@@ -1,0 +1,129 @@
+// Every command the agent runs goes through here: bubblewrap as the task's unprivileged sandbox
+// user, its own namespaces (no network but the egress proxy), a read-only root, only /workspace and
+// a private tmp writable, the seccomp filter built into the image, and cgroup limits. There is no
+// other way for the model to run a command, and nothing here can be switched off by the model.
+import { posix } from 'node:path';
+import type { CgroupLimits } from './agentProtocol';
+import type { ExecOptions, ExecResult } from './guestAgent';
+import type { GuestVm } from './guestVm';
+
+export const SECCOMP_FILTER = '/usr/local/lib/cowork/seccomp.bpf';
+export const SANDBOX_ENTRY = '/usr/local/lib/cowork/sandbox-entry';
+export const SECCOMP_FD = 10;
+export const PROXY_HTTP = 'http://127.0.0.1:3128';
+export const PROXY_SOCKS = 'socks5h://127.0.0.1:1080';
+
+export interface SandboxSpec {
+  readonly user: string;
+  readonly uid: number;
+  /** guest resources the limits are derived from */
+  readonly cpus: number;
+  readonly memoryMiB: number;
+}
+
+export const SANDBOX_LIMITS = {
+  /** share of the guest's memory one command may use before the OOM killer ends it (alone) */
+  memoryFraction: 0.75,
+  /** share of the guest's CPUs, so sshd and the agent always keep some */
+  cpuFraction: 0.9,
+  pidsMax: 1024,
+} as const;
+
+export function sandboxEnv(spec: SandboxSpec): Record<string, string> {
+  return {
+    PATH: '/usr/local/bin:/usr/bin:/bin',
+    HOME: '/tmp/home',
+    USER: spec.user,
+    LOGNAME: spec.user,
+    LANG: 'C.UTF-8',
+    TERM: 'dumb',
+    TMPDIR: '/tmp',
+    HTTP_PROXY: PROXY_HTTP,
+    HTTPS_PROXY: PROXY_HTTP,
+    http_proxy: PROXY_HTTP,
+    https_proxy: PROXY_HTTP,
+    ALL_PROXY: PROXY_SOCKS,
+    all_proxy: PROXY_SOCKS,
+    NO_PROXY: 'localhost,127.0.0.1,::1',
+    no_proxy: 'localhost,127.0.0.1,::1',
+    COWORK_SANDBOX: '1',
+  };
+}
+
+/** bwrap argv for one command (pure: tested without a VM). */
+export function sandboxArgv(spec: SandboxSpec, command: readonly string[], cwd = '/workspace'): string[] {
+  const argv = [
+    'bwrap',
+    '--unshare-all',
+    '--unshare-user',
+    '--disable-userns',
+    '--die-with-parent',
+    '--new-session',
+    '--cap-drop', 'ALL',
+    '--hostname', 'cowork-sandbox',
+    '--ro-bind', '/usr', '/usr',
+    '--symlink', 'usr/bin', '/bin',
+    '--symlink', 'usr/sbin', '/sbin',
+    '--symlink', 'usr/lib', '/lib',
+    '--symlink', 'usr/lib64', '/lib64',
+    '--ro-bind', '/etc', '/etc',
+    '--tmpfs', '/etc/ssh',
+    '--proc', '/proc',
+    '--dev', '/dev',
+    '--tmpfs', '/run',
+    '--bind', '/run/cowork/egress', '/run/cowork/egress',
+    '--bind', '/session/tmp', '/tmp',
+    '--dir', '/var',
+    '--symlink', '../tmp', '/var/tmp',
+    '--bind', '/workspace', '/workspace',
+    '--remount-ro', '/',
+    '--chdir', cwd,
+    '--clearenv',
+  ];
+  for (const [k, v] of Object.entries(sandboxEnv(spec))) argv.push('--setenv', k, v);
+  argv.push('--seccomp', String(SECCOMP_FD), '--', SANDBOX_ENTRY, ...command);
+  return argv;
+}
+
+let cgroupSeq = 0;
+export function sandboxLimits(spec: SandboxSpec): CgroupLimits {
+  return {
+    name: `cmd-${process.pid}-${++cgroupSeq}`,
+    memoryMax: Math.floor(spec.memoryMiB * SANDBOX_LIMITS.memoryFraction) * 1024 * 1024,
+    pidsMax: SANDBOX_LIMITS.pidsMax,
+    cpuMax: `${Math.round(spec.cpus * SANDBOX_LIMITS.cpuFraction * 100_000)} 100000`,
+  };
+}
+
+export type SandboxRunOptions = Pick<ExecOptions, 'timeoutMs' | 'signal' | 'onStdout' | 'onStderr' | 'maxOutputBytes' | 'stdin'> & { readonly cwd?: string };
+
+export class GuestSandbox {
+  constructor(
+    private readonly vm: GuestVm,
+    readonly spec: SandboxSpec,
+  ) {}
+
+  static for(vm: GuestVm): GuestSandbox {
+    return new GuestSandbox(vm, { ...vm.info.sandbox, cpus: vm.info.cpus, memoryMiB: vm.info.memoryMiB });
+  }
+
+  /** Runs a bash command line in the sandbox. */
+  run(command: string, opts: SandboxRunOptions = {}): Promise<ExecResult> {
+    return this.runArgv(['/bin/bash', '-c', command], opts);
+  }
+
+  runArgv(argv: readonly string[], opts: SandboxRunOptions = {}): Promise<ExecResult> {
+    const cwd = posix.normalize(opts.cwd ?? '/workspace');
+    if (cwd !== '/workspace' && !cwd.startsWith('/workspace/') && cwd !== '/tmp' && !cwd.startsWith('/tmp/')) {
+      return Promise.reject(new Error(`The working directory must be under /workspace or /tmp, not ${cwd}`));
+    }
+    return this.vm.exec(sandboxArgv(this.spec, argv, cwd), {
+      ...opts,
+      cwd: '/',
+      env: { PATH: '/usr/bin:/bin' },
+      user: { uid: this.spec.uid, gid: this.spec.uid },
+      fds: { [String(SECCOMP_FD)]: SECCOMP_FILTER },
+      cgroup: sandboxLimits(this.spec),
+    });
+  }
+}
