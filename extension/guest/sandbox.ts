@@ -22,8 +22,13 @@ export interface SandboxSpec {
 }
 
 export const SANDBOX_LIMITS = {
-  /** share of the guest's memory one command may use before the OOM killer ends it (alone) */
-  memoryFraction: 0.75,
+  /**
+   * Share of the guest's memory one command may use before the OOM killer ends it (alone). All
+   * sandboxed commands together are held to 60% by the parent cgroup (cowork-init), so the kernel,
+   * sshd, the agent and the page cache of the read-only root always keep the rest: without that a
+   * memory hog made the guest thrash re-reading evicted executables from the squashfs.
+   */
+  memoryFraction: 0.5,
   /** share of the guest's CPUs, so sshd and the agent always keep some */
   cpuFraction: 0.9,
   pidsMax: 1024,

@@ -36,7 +36,7 @@ describe('sandbox argv', () => {
 
   it('limits memory, cpu and processes per command', () => {
     const l = sandboxLimits(spec);
-    assert.equal(l.memoryMax, 1536 * 1024 * 1024);
+    assert.equal(l.memoryMax, 1024 * 1024 * 1024);
     assert.equal(l.cpuMax, '180000 100000');
     assert.equal(l.pidsMax, 1024);
     assert.notEqual(sandboxLimits(spec).name, l.name, 'each command has its own cgroup');
