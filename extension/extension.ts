@@ -3,26 +3,34 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { registerCommands } from './commands/registerCommands';
-import { ContextKeys, LOG_CHANNEL_NAME, Views } from './ids';
+import { ContextKeys, LOG_CHANNEL_NAME, SECRET_API_KEY, Views } from './ids';
 import { CoworkViewProvider } from './panel/coworkViewProvider';
+import { TaskManager } from './session/taskManager';
 import { WorkspaceVm } from './session/workspaceVm';
 import { channelLogger } from './workbench/logger';
+import { readSettings } from './workbench/settings';
 
-export function activate(context: vscode.ExtensionContext): { workspaceVm: () => WorkspaceVm | undefined } {
+export interface CoworkApi {
+  readonly workspaceVm: () => WorkspaceVm | undefined;
+  readonly tasks: () => Promise<TaskManager | undefined>;
+}
+
+export function activate(context: vscode.ExtensionContext): CoworkApi {
   const log = vscode.window.createOutputChannel(LOG_CHANNEL_NAME, { log: true });
   context.subscriptions.push(log);
+  const logger = channelLogger(log);
+  const helperPath = path.join(context.extensionPath, 'dist', 'vm-host.js');
+  const folder = (): string | undefined => {
+    const f = vscode.workspace.workspaceFolders?.[0];
+    return f && f.uri.scheme === 'file' ? f.uri.fsPath : undefined;
+  };
 
   let workspaceVm: WorkspaceVm | undefined;
   const getVm = (): WorkspaceVm | undefined => {
-    const folder = vscode.workspace.workspaceFolders?.[0];
-    if (!folder || folder.uri.scheme !== 'file') return undefined;
+    const ws = folder();
+    if (!ws) return undefined;
     if (!workspaceVm) {
-      workspaceVm = new WorkspaceVm({
-        helperPath: path.join(context.extensionPath, 'dist', 'vm-host.js'),
-        workspace: folder.uri.fsPath,
-        storageDir: context.globalStorageUri.fsPath,
-        log: channelLogger(log),
-      });
+      workspaceVm = new WorkspaceVm({ helperPath, workspace: ws, storageDir: context.globalStorageUri.fsPath, log: logger });
       const sub = workspaceVm.onStatus((s) => {
         void vscode.commands.executeCommand('setContext', ContextKeys.vmState, s.state);
         panel.pushState();
@@ -32,11 +40,38 @@ export function activate(context: vscode.ExtensionContext): { workspaceVm: () =>
     return workspaceVm;
   };
 
-  const panel = new CoworkViewProvider(context.extensionUri, getVm, log);
+  let manager: Promise<TaskManager | undefined> | undefined;
+  const getTasks = (): Promise<TaskManager | undefined> => {
+    const ws = folder();
+    if (!ws || !vscode.workspace.isTrusted) return Promise.resolve(undefined);
+    manager ??= TaskManager.load({
+      helperPath,
+      workspace: ws,
+      // Tasks belong to this workspace: keep them in its own storage.
+      storageDir: (context.storageUri ?? context.globalStorageUri).fsPath,
+      log: logger,
+      apiKey: async () => (await context.secrets.get(SECRET_API_KEY)) ?? process.env.ANTHROPIC_API_KEY,
+      settings: () => {
+        const s = readSettings();
+        if (!s.ok) throw new Error(`Cowork settings are invalid: ${s.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
+        return s.settings;
+      },
+    }).then((m) => {
+      m.on('changed', () => void panel.pushTasks());
+      context.subscriptions.push({ dispose: () => void m.dispose() });
+      return m;
+    });
+    return manager;
+  };
+
+  const panel = new CoworkViewProvider({ extensionUri: context.extensionUri, vm: getVm, tasks: getTasks, log, scripted: process.env.COWORK_SCRIPTED_DEMO === '1' });
   context.subscriptions.push(
     panel,
     vscode.window.registerWebviewViewProvider(Views.panel, panel, { webviewOptions: { retainContextWhenHidden: false } }),
-    vscode.workspace.onDidGrantWorkspaceTrust(() => panel.pushState()),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      panel.pushState();
+      void panel.pushTasks();
+    }),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('cowork')) panel.pushState();
     }),
@@ -44,17 +79,19 @@ export function activate(context: vscode.ExtensionContext): { workspaceVm: () =>
       context,
       log,
       vm: getVm,
+      tasks: getTasks,
+      showTask: (id) => panel.select(id),
       revealPanel: async () => {
         await vscode.commands.executeCommand(`${Views.panel}.focus`);
       },
     }),
-    // The VM dies with the window: closing the helper's stdin stops it.
+    // The VMs die with the window: closing the helpers' stdin stops them.
     { dispose: () => void workspaceVm?.dispose() },
   );
   log.info(`Cowork activated (trusted workspace: ${vscode.workspace.isTrusted})`);
-  return { workspaceVm: () => workspaceVm };
+  return { workspaceVm: () => workspaceVm, tasks: getTasks };
 }
 
 export function deactivate(): void {
-  // context.subscriptions disposes everything, including the VM helper.
+  // context.subscriptions disposes everything, including the VM helpers.
 }

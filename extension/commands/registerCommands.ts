@@ -3,6 +3,7 @@
 import * as vscode from 'vscode';
 import { describeProblems } from '../config/settings';
 import { Commands, SECRET_API_KEY } from '../ids';
+import type { TaskManager } from '../session/taskManager';
 import type { WorkspaceVm } from '../session/workspaceVm';
 import { readSettings } from '../workbench/settings';
 
@@ -10,11 +11,12 @@ export interface CommandDeps {
   readonly context: vscode.ExtensionContext;
   readonly log: vscode.LogOutputChannel;
   readonly vm: () => WorkspaceVm | undefined;
+  readonly tasks: () => Promise<TaskManager | undefined>;
+  readonly showTask: (id: string) => Promise<void>;
   readonly revealPanel: () => Promise<void>;
 }
 
 const LATER: Record<string, string> = {
-  [Commands.stopTask]: 'Stopping a task',
   [Commands.acceptAll]: 'Accepting changes',
   [Commands.discardAll]: 'Discarding changes',
 };
@@ -90,9 +92,48 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       await deps.context.secrets.store(SECRET_API_KEY, key.trim());
       void vscode.window.showInformationMessage('Cowork: API key saved.');
     }),
-    vscode.commands.registerCommand(Commands.delegateTask, async () => {
+    vscode.commands.registerCommand(Commands.delegateTask, async (given?: string) => {
+      if (!vscode.workspace.isTrusted) {
+        void vscode.window.showWarningMessage('Cowork runs nothing in an untrusted workspace. Trust this folder (Manage Workspace Trust) to delegate tasks.');
+        return undefined;
+      }
+      const settings = readSettings();
+      if (!settings.ok) {
+        void vscode.window.showErrorMessage(`Cowork settings are invalid: ${describeProblems(settings.problems)}. Fix them in Settings (cowork.*); no task was started.`);
+        return undefined;
+      }
+      const manager = await deps.tasks();
+      if (!manager) {
+        void vscode.window.showWarningMessage('Cowork needs an open folder: open one and try again.');
+        return undefined;
+      }
+      let prompt = typeof given === 'string' ? given : undefined;
+      if (!prompt) {
+        const editor = vscode.window.activeTextEditor;
+        const rel = editor ? vscode.workspace.asRelativePath(editor.document.uri) : undefined;
+        const selection = editor && !editor.selection.isEmpty ? editor.document.getText(editor.selection) : undefined;
+        prompt = await vscode.window.showInputBox({ title: 'Cowork: Delegate Task', prompt: rel ? `Context offered: ${selection ? 'the selection in ' : ''}${rel}` : 'Describe the task', ignoreFocusOut: true });
+        if (!prompt) return undefined;
+        if (rel && editor && editor.document.uri.scheme === 'file') {
+          prompt += selection ? `\n\nSelected in /workspace/${rel}:\n\`\`\`\n${selection.slice(0, 20_000)}\n\`\`\`` : `\n\n(The active file is /workspace/${rel}.)`;
+        }
+      }
+      const { task, done } = await manager.create(prompt);
       await deps.revealPanel();
-      void vscode.window.showInformationMessage('Cowork: delegating a task to Claude arrives with the agent loop (not in this build yet). The VM works today: run "Cowork: Start VM".');
+      await deps.showTask(task.info.id);
+      void done.then((outcome) => log.info(`[agent] task ${task.info.id} ended its turn: ${outcome}`));
+      return task.info.id;
+    }),
+    vscode.commands.registerCommand(Commands.stopTask, async (taskId?: string) => {
+      const manager = await deps.tasks();
+      if (!manager) return;
+      const running = manager.list().filter((t) => manager.get(t.id)?.isRunning);
+      let id = typeof taskId === 'string' ? taskId : undefined;
+      if (!id) {
+        if (running.length === 0) return void vscode.window.showInformationMessage('Cowork: no task is running.');
+        id = running.length === 1 ? running[0]!.id : (await vscode.window.showQuickPick(running.map((t) => ({ label: t.title, id: t.id })), { title: 'Stop which task?' }))?.id;
+      }
+      if (id) manager.get(id)?.stop();
     }),
     vscode.commands.registerCommand(Commands.cleanUp, async () => {
       const vm = requireVm();

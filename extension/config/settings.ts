@@ -28,7 +28,11 @@ export const SettingsSchema = z.object({
   'workspace.mode': WorkspaceMode.default('review'),
   'network.allowedDomains': z.array(Domain).default(DEFAULT_ALLOWED_DOMAINS),
   'network.deniedDomains': z.array(Domain).default([]),
-  model: z.string().min(1).default('claude-sonnet-4-5'),
+  model: z.string().min(1).default('claude-opus-5-5'),
+  'agent.maxTokens': z.number().int().min(256).max(128_000).default(16_000),
+  'agent.tokenBudget': z.number().int().min(0).default(2_000_000),
+  'agent.commandTimeoutSeconds': z.number().int().min(5).max(3600).default(300),
+  'agent.extraHeaders': z.record(z.string().regex(/^[A-Za-z0-9-]+$/, 'header names are letters, digits and -'), z.string()).default({}),
   apiBaseUrl: z.union([z.literal(''), z.string().url()]).default(''),
   maxParallelTasks: z.number().int().min(1).max(16).default(2),
 });

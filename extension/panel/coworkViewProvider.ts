@@ -1,31 +1,45 @@
 // The Cowork side panel (a WebviewView). Owns the bridge: queues messages until the webview says
-// it is ready, validates everything the webview sends, and never lets the page load anything but
-// our own bundle (strict CSP with a nonce).
+// it is ready, validates everything the webview sends, forwards the selected task's live events,
+// and never lets the page load anything but our own bundle (strict CSP with a nonce).
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
-import { Commands } from '../ids';
-import type { HostToWebview} from '../protocol/webview';
-import { WebviewToHost } from '../protocol/webview';
-import type { WorkspaceVm } from '../session/workspaceVm';
 import { describeProblems } from '../config/settings';
+import { Commands } from '../ids';
+import type { HostToWebview } from '../protocol/webview';
+import { WebviewToHost } from '../protocol/webview';
+import type { LiveEvent } from '../agent/loop';
+import type { Task } from '../session/task';
+import type { TaskManager } from '../session/taskManager';
+import type { WorkspaceVm } from '../session/workspaceVm';
 import { readSettings } from '../workbench/settings';
+
+/** LiveEvent as the webview protocol carries it (unknown tool input stays unknown). */
+function liveView(e: LiveEvent): Extract<HostToWebview, { type: 'live' }>['event'] {
+  return e;
+}
+
+export interface PanelDeps {
+  readonly extensionUri: vscode.Uri;
+  readonly vm: () => WorkspaceVm | undefined;
+  readonly tasks: () => Promise<TaskManager | undefined>;
+  readonly log: vscode.LogOutputChannel;
+  readonly scripted: boolean;
+}
 
 export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Disposable {
   private view: vscode.WebviewView | undefined;
   private ready = false;
   private queue: HostToWebview[] = [];
   private readonly disposables: vscode.Disposable[] = [];
+  private selected: string | null = null;
+  private readonly watched = new Set<string>();
 
-  constructor(
-    private readonly extensionUri: vscode.Uri,
-    private readonly vm: () => WorkspaceVm | undefined,
-    private readonly log: vscode.LogOutputChannel,
-  ) {}
+  constructor(private readonly deps: PanelDeps) {}
 
   resolveWebviewView(view: vscode.WebviewView): void {
     this.view = view;
     this.ready = false;
-    view.webview.options = { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'dist'), vscode.Uri.joinPath(this.extensionUri, 'media')] };
+    view.webview.options = { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(this.deps.extensionUri, 'dist'), vscode.Uri.joinPath(this.deps.extensionUri, 'media')] };
     view.webview.html = this.html(view.webview);
     this.disposables.push(
       view.webview.onDidReceiveMessage((raw: unknown) => void this.onMessage(raw)),
@@ -36,21 +50,55 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
     );
   }
 
-  /** Sends the current state (call on any change). */
   pushState(): void {
-    const vm = this.vm();
+    const vm = this.deps.vm();
     const settings = readSettings();
     this.post({
       type: 'state',
       vm: vm?.current ?? { state: 'stopped', detail: 'Open a folder to use Cowork.' },
       trusted: vscode.workspace.isTrusted,
       settingsProblem: settings.ok ? null : describeProblems(settings.problems),
+      scripted: this.deps.scripted,
     });
+  }
+
+  async pushTasks(): Promise<void> {
+    const manager = await this.deps.tasks();
+    if (!manager) return;
+    for (const info of manager.list()) {
+      const task = manager.get(info.id);
+      if (task) this.watch(task);
+    }
+    this.post({ type: 'tasks', tasks: manager.list(), selected: this.selected });
+  }
+
+  /** Shows a task (e.g. one just delegated from the palette). */
+  async select(taskId: string): Promise<void> {
+    const manager = await this.deps.tasks();
+    const task = manager?.get(taskId);
+    if (!task) return;
+    this.selected = taskId;
+    this.watch(task);
+    this.post({ type: 'tasks', tasks: manager!.list(), selected: taskId });
+    this.post({ type: 'transcript', taskId, events: [...task.transcript.all], vm: task.vm.current });
+  }
+
+  private watch(task: Task): void {
+    if (this.watched.has(task.info.id)) return;
+    this.watched.add(task.info.id);
+    const id = task.info.id;
+    const onLive = (event: LiveEvent): void => {
+      if (id === this.selected) this.post({ type: 'live', taskId: id, event: liveView(event) });
+    };
+    task.on('live', onLive);
+    const vmSub = task.vm.onStatus((vm) => id === this.selected && this.post({ type: 'taskVm', taskId: id, vm }));
+    const egressSub = task.vm.onEgress((r) => id === this.selected && this.post({ type: 'egress', taskId: id, record: { host: r.host, port: r.port, allowed: r.allowed, rule: r.rule, reason: r.reason, time: r.time } }));
+    this.disposables.push({ dispose: () => (task.off('live', onLive), vmSub.dispose(), egressSub.dispose()) });
   }
 
   private post(msg: HostToWebview): void {
     if (!this.view || !this.ready) {
-      if (msg.type === 'state') this.queue = this.queue.filter((m) => m.type !== 'state');
+      if (msg.type === 'state' || msg.type === 'tasks') this.queue = this.queue.filter((m) => m.type !== msg.type);
       this.queue.push(msg);
       return;
     }
@@ -60,7 +108,7 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
   private async onMessage(raw: unknown): Promise<void> {
     const parsed = WebviewToHost.safeParse(raw);
     if (!parsed.success) {
-      this.log.warn(`[panel] ignored an invalid message from the webview: ${parsed.error.message}`);
+      this.deps.log.warn(`[panel] ignored an invalid message from the webview: ${parsed.error.message}`);
       return;
     }
     const msg = parsed.data;
@@ -69,6 +117,7 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
         this.ready = true;
         for (const m of this.queue.splice(0)) void this.view?.webview.postMessage(m);
         this.pushState();
+        await this.pushTasks();
         return;
       case 'startVm':
         await vscode.commands.executeCommand(Commands.startVm);
@@ -79,6 +128,18 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
       case 'delegate':
         await vscode.commands.executeCommand(Commands.delegateTask, msg.prompt);
         return;
+      case 'selectTask':
+        await this.select(msg.taskId);
+        return;
+      case 'stopTask':
+        await vscode.commands.executeCommand(Commands.stopTask, msg.taskId);
+        return;
+      case 'followUp': {
+        const manager = await this.deps.tasks();
+        const task = manager?.get(msg.taskId);
+        if (manager && task && !task.isRunning) void manager.send(task, msg.text);
+        return;
+      }
       case 'runCommand': {
         try {
           const r = await vscode.commands.executeCommand<{ code: number | null; signal: string | null; output: string } | undefined>(Commands.runInVm, msg.command);
@@ -93,9 +154,9 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
 
   private html(webview: vscode.Webview): string {
     const nonce = randomBytes(16).toString('base64');
-    const script = webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview.js'));
-    const css = webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'media', 'panel.css'));
-    const codicons = webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', 'codicons', 'codicon.css'));
+    const script = webview.asWebviewUri(vscode.Uri.joinPath(this.deps.extensionUri, 'dist', 'webview.js'));
+    const css = webview.asWebviewUri(vscode.Uri.joinPath(this.deps.extensionUri, 'media', 'panel.css'));
+    const codicons = webview.asWebviewUri(vscode.Uri.joinPath(this.deps.extensionUri, 'dist', 'codicons', 'codicon.css'));
     const csp = [
       "default-src 'none'",
       `style-src ${webview.cspSource} 'nonce-${nonce}'`,
@@ -114,7 +175,7 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
 <title>Cowork</title>
 </head>
 <body>
-<main id="app" aria-live="polite"></main>
+<main id="app"></main>
 <script nonce="${nonce}" src="${script.toString()}"></script>
 </body>
 </html>`;

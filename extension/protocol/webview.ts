@@ -1,6 +1,7 @@
 // The one protocol between the extension host and the side-panel webview. The host validates what
 // the webview sends (it is a web page), and the webview validates what it receives.
 import { z } from 'zod';
+import { TranscriptEvent } from './transcript';
 import { VmStateName } from './vmHost';
 
 export const VmStatusView = z.object({
@@ -12,9 +13,30 @@ export const VmStatusView = z.object({
 });
 export type VmStatusView = z.infer<typeof VmStatusView>;
 
+export const TaskState = z.enum(['queued', 'booting', 'running', 'idle', 'failed', 'stopped']);
+export const TaskSummary = z.object({ id: z.string(), title: z.string(), createdAt: z.number(), state: TaskState });
+export type TaskSummary = z.infer<typeof TaskSummary>;
+
+export const LiveView = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('text_delta'), text: z.string() }),
+  z.object({ type: z.literal('tool_input'), id: z.string(), name: z.string(), partialJson: z.string() }),
+  z.object({ type: z.literal('tool_start'), id: z.string(), name: z.string(), input: z.unknown() }),
+  z.object({ type: z.literal('tool_output'), id: z.string(), chunk: z.string(), stream: z.enum(['stdout', 'stderr']) }),
+  z.object({ type: z.literal('transcript'), event: TranscriptEvent }),
+  z.object({ type: z.literal('turn_start') }),
+  z.object({ type: z.literal('turn_end') }),
+]);
+
+export const EgressView = z.object({ host: z.string(), port: z.number(), allowed: z.boolean(), rule: z.string(), reason: z.string().optional(), time: z.string() });
+
 export const HostToWebview = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('state'), vm: VmStatusView, trusted: z.boolean(), settingsProblem: z.string().nullable() }),
+  z.object({ type: z.literal('state'), vm: VmStatusView, trusted: z.boolean(), settingsProblem: z.string().nullable(), scripted: z.boolean().default(false) }),
   z.object({ type: z.literal('commandResult'), command: z.string(), output: z.string(), exit: z.string() }),
+  z.object({ type: z.literal('tasks'), tasks: z.array(TaskSummary), selected: z.string().nullable() }),
+  z.object({ type: z.literal('transcript'), taskId: z.string(), events: z.array(TranscriptEvent), vm: VmStatusView }),
+  z.object({ type: z.literal('live'), taskId: z.string(), event: LiveView }),
+  z.object({ type: z.literal('taskVm'), taskId: z.string(), vm: VmStatusView }),
+  z.object({ type: z.literal('egress'), taskId: z.string(), record: EgressView }),
 ]);
 export type HostToWebview = z.infer<typeof HostToWebview>;
 
@@ -22,7 +44,10 @@ export const WebviewToHost = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ready') }),
   z.object({ type: z.literal('startVm') }),
   z.object({ type: z.literal('stopVm') }),
-  z.object({ type: z.literal('delegate'), prompt: z.string().max(100_000) }),
+  z.object({ type: z.literal('delegate'), prompt: z.string().min(1).max(100_000) }),
   z.object({ type: z.literal('runCommand'), command: z.string().min(1).max(10_000) }),
+  z.object({ type: z.literal('selectTask'), taskId: z.string() }),
+  z.object({ type: z.literal('stopTask'), taskId: z.string() }),
+  z.object({ type: z.literal('followUp'), taskId: z.string(), text: z.string().min(1).max(100_000) }),
 ]);
 export type WebviewToHost = z.infer<typeof WebviewToHost>;

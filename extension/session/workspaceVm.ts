@@ -37,6 +37,8 @@ export interface WorkspaceVmOptions {
   readonly storageDir: string;
   readonly log: Logger;
   readonly env?: Readonly<Record<string, string>>;
+  /** defaults to one derived from the workspace path */
+  readonly vmId?: string;
 }
 
 export class WorkspaceVm {
@@ -52,6 +54,7 @@ export class WorkspaceVm {
   constructor(private readonly opts: WorkspaceVmOptions) {}
 
   get vmId(): string {
+    if (this.opts.vmId) return this.opts.vmId;
     const hash = createHash('sha256').update(this.opts.workspace).digest('hex').slice(0, 12);
     return `ws-${hash}`;
   }
@@ -175,6 +178,12 @@ export class WorkspaceVm {
     });
     const proxy = this.proxy;
     await guest.onConnected((conn) => bridgeEgress(conn, proxy));
+  }
+
+  /** Re-establishes SSH (and the egress forwards) after the connection dropped. */
+  async reconnect(): Promise<void> {
+    if (!this.guest) throw new Error('The VM is not running.');
+    await this.guest.reconnect();
   }
 
   async stop(): Promise<void> {
