@@ -24,7 +24,9 @@ export type AgentEvent = z.infer<typeof AgentEvent>;
 export interface AgentRun {
   readonly op: 'run';
   readonly id: number;
-  readonly argv: readonly string[];
+  readonly argv?: readonly string[];
+  /** raw-byte arguments, base64 (instead of argv) */
+  readonly argvB64?: readonly string[];
   readonly cwd?: string;
   readonly env?: Readonly<Record<string, string>>;
   readonly timeoutMs?: number;

@@ -121,7 +121,8 @@ export class GuestAgent {
     return this.closedError !== undefined;
   }
 
-  exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  /** Runs argv (Buffers pass raw bytes, e.g. non-UTF-8 file names). */
+  exec(argv: readonly (string | Buffer)[], opts: ExecOptions = {}): Promise<ExecResult> {
     if (this.closedError) return Promise.reject(this.closedError);
     if (argv.length === 0) return Promise.reject(new GuestError('agent-failed', 'exec needs a program to run'));
     if (opts.signal?.aborted) return Promise.reject(new GuestError('aborted', 'The command was cancelled before it started.'));
@@ -144,7 +145,9 @@ export class GuestAgent {
         reject(e);
       };
       const stdin = opts.stdin === undefined ? undefined : Buffer.from(opts.stdin).toString('base64');
-      this.send({ op: 'run', id, argv, cwd: opts.cwd, env: opts.user ? { ...opts.env } : { ...DEFAULT_ENV, ...opts.env }, timeoutMs: opts.timeoutMs, stdin, user: opts.user, fds: opts.fds, cgroup: opts.cgroup });
+      const raw = argv.some((a) => Buffer.isBuffer(a));
+      const args = raw ? { argvB64: argv.map((a) => Buffer.from(a).toString('base64')) } : { argv: argv as string[] };
+      this.send({ op: 'run', id, ...args, cwd: opts.cwd, env: opts.user ? { ...opts.env } : { ...DEFAULT_ENV, ...opts.env }, timeoutMs: opts.timeoutMs, stdin, user: opts.user, fds: opts.fds, cgroup: opts.cgroup });
     });
   }
 

@@ -58,7 +58,7 @@ export class GuestVm {
     return this.files;
   }
 
-  exec(argv: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
+  exec(argv: readonly (string | Buffer)[], opts?: ExecOptions): Promise<ExecResult> {
     return this.agent.exec(argv, opts);
   }
 

@@ -31,7 +31,7 @@ export interface TaskDeps {
   readonly env?: Readonly<Record<string, string>>;
 }
 
-export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState] }> {
+export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; wrote: [] }> {
   private stateValue: TaskState = 'queued';
   private running: AbortController | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -106,6 +106,7 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState] }
         },
         reconnect: () => this.vm.reconnect(),
         onEvent: (e) => this.emit('live', e),
+        onWrite: () => this.emit('wrote'),
       });
       const outcome = await loop.send(text, ac.signal);
       this.setState(outcome === 'stopped' ? 'stopped' : outcome === 'error' ? 'failed' : 'idle');
@@ -130,6 +131,16 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState] }
       if (!this.running) void this.vm.stop().catch((err: unknown) => this.deps.log.warn(`[vm] idle stop failed: ${String(err)}`));
     }, minutes * 60_000);
     this.idleTimer.unref();
+  }
+
+  /** The running guest, booting it if needed (to review a task whose VM was stopped). */
+  async guest(): Promise<import('../guest/guestVm').GuestVm> {
+    return this.vm.guestVm ?? (await this.vm.start(this.deps.settings()));
+  }
+
+  /** When the task was created: host edits after this make a changed file conflicted. */
+  get startedAt(): number {
+    return this.info.createdAt;
   }
 
   /** Aborts the model stream and kills the running command in the guest. */

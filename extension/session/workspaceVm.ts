@@ -71,6 +71,11 @@ export class WorkspaceVm {
     return path.join(this.opts.storageDir, 'egress', `${this.vmId}.jsonl`);
   }
 
+  /** The running guest, if any (the review reads the change set through it). */
+  get guestVm(): GuestVm | undefined {
+    return this.guest;
+  }
+
   /** The sandbox every command from the agent (or the person, through the panel) runs in. */
   get sandbox(): GuestSandbox | undefined {
     return this.sandboxInstance;

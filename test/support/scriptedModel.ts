@@ -41,6 +41,10 @@ const tokens = (v: unknown): number => Math.ceil(JSON.stringify(v).length / 4);
 
 export class ScriptedModel {
   readonly requests: RecordedRequest[] = [];
+  /** per request: when it arrived and when its response was complete (performance.now()) */
+  readonly timings: { arrivedAt: number; finishedAt?: number }[] = [];
+  /** usage reported per request */
+  readonly usages: { input_tokens: number; cache_creation_input_tokens: number; cache_read_input_tokens: number }[] = [];
   private readonly server: http.Server;
   private script: ScriptTurn[] = [];
   private readonly cachedPrefixes = new Set<string>();
@@ -83,6 +87,9 @@ export class ScriptedModel {
     }
     const recorded: RecordedRequest = { path: req.url, headers: req.headers, body: JSON.parse(raw) as RecordedRequest['body'] };
     this.requests.push(recorded);
+    const timing: { arrivedAt: number; finishedAt?: number } = { arrivedAt: performance.now() };
+    this.timings.push(timing);
+    res.on('finish', () => (timing.finishedAt = performance.now()));
     let turn = this.script.shift();
     if (!turn) {
       res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ type: 'error', error: { type: 'api_error', message: 'the script has no more turns' } }));
@@ -98,6 +105,7 @@ export class ScriptedModel {
     }
     if (turn.kind === 'dynamic') throw new Error('a dynamic turn must return a message or an error');
     const usage = this.usage(recorded.body);
+    this.usages.push(usage);
     const content = turn.content.map((b, i) => (b.type === 'tool_use' ? { type: 'tool_use' as const, id: b.id ?? `toolu_${this.seq}_${i}`, name: b.name, input: b.input } : b));
     const stopReason = turn.stopReason ?? 'end_turn';
     const outputTokens = turn.outputTokens ?? tokens(content);

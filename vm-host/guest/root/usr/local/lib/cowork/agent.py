@@ -106,7 +106,8 @@ def feed_stdin(fd, data):
 
 def start(msg):
     cid = msg["id"]
-    argv = msg["argv"]
+    # argvB64 carries raw bytes (file names need not be UTF-8); argv is text
+    argv = [base64.b64decode(a) for a in msg["argvB64"]] if msg.get("argvB64") else msg["argv"]
     env = msg.get("env") or {}
     cwd = msg.get("cwd") or "/"
     stdin_b64 = msg.get("stdin")
@@ -143,7 +144,7 @@ def start(msg):
             os.execvpe(argv[0], argv, env)
         except BaseException as e:  # exec failed: report like a shell would
             try:
-                os.write(2, ("cowork-agent: %s: %s\n" % (argv[0] if argv else "", e)).encode())
+                os.write(2, ("cowork-agent: %r: %s\n" % (argv[0] if argv else "", e)).encode())
             finally:
                 os._exit(127 if isinstance(e, FileNotFoundError) else 126)
     os.close(in_r); os.close(out_w); os.close(err_w)

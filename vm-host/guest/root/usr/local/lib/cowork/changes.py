@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+"""Lists the task's changes by scanning the overlay's upper dir (not the workspace), as root.
+
+Cost grows with the number of changes, not the size of the workspace. Prints one JSON object:
+{"changes": [{"path": b64, "kind": "added|modified|deleted|symlink|mode", "type": "file|symlink|dir",
+"size": n, "sha256": hex, "mode": n, "target": b64}], "errors": [...]}. Paths are relative,
+base64 of the raw bytes (names need not be UTF-8).
+
+Overlay format: added/modified files are full copies; a deletion is a 0:0 character device; a
+deleted-and-recreated directory carries trusted.overlay.opaque=y (everything under the lower one
+is gone except what the upper holds); a rename is a deletion plus an addition.
+"""
+import base64
+import hashlib
+import json
+import os
+import stat
+import sys
+
+UPPER = b"/session/upper"
+LOWER = b"/mnt/host"
+
+
+def b64(p):
+    return base64.b64encode(p).decode()
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def same_file(a, b):
+    sa, sb = os.lstat(a), os.lstat(b)
+    if sa.st_size != sb.st_size:
+        return False
+    return sha256(a) == sha256(b)
+
+
+def opaque(path):
+    try:
+        return os.getxattr(path, b"trusted.overlay.opaque") == b"y"
+    except OSError:
+        return False
+
+
+def lower_files(rel):
+    """Every path under a lower dir (for an opaque dir: all of it is gone)."""
+    out = []
+    base = os.path.join(LOWER, rel)
+    for dirpath, dirnames, filenames in os.walk(base):
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            out.append(os.path.relpath(os.path.join(dirpath, name), LOWER))
+    return out
+
+
+def main():
+    changes, errors = [], []
+    def emit(rel, kind, **kw):
+        changes.append(dict(path=b64(rel), kind=kind, **kw))
+
+    for dirpath, dirnames, filenames in os.walk(UPPER):
+        rel_dir = os.path.relpath(dirpath, UPPER)
+        rel_dir = b"" if rel_dir == b"." else rel_dir
+        if rel_dir and opaque(dirpath):
+            upper_names = set()
+            for dp, dn, fn in os.walk(dirpath):
+                for n in fn + dn:
+                    upper_names.add(os.path.relpath(os.path.join(dp, n), UPPER))
+            for gone in lower_files(rel_dir):
+                if gone not in upper_names:
+                    emit(gone, "deleted", type="file")
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            up = os.path.join(dirpath, name)
+            rel = os.path.join(rel_dir, name) if rel_dir else name
+            low = os.path.join(LOWER, rel)
+            try:
+                st = os.lstat(up)
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                    if os.path.lexists(low):
+                        if os.path.isdir(low) and not os.path.islink(low):
+                            for gone in lower_files(rel):
+                                emit(gone, "deleted", type="file")
+                        else:
+                            emit(rel, "deleted", type="symlink" if os.path.islink(low) else "file")
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    target = os.readlink(up)
+                    if os.path.islink(low) and os.readlink(low) == target:
+                        continue
+                    emit(rel, "symlink", type="symlink", target=b64(target), existed=os.path.lexists(low))
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    errors.append({"path": b64(rel), "message": "not a regular file, link or deletion; left out"})
+                    continue
+                mode = stat.S_IMODE(st.st_mode)
+                if os.path.lexists(low) and not os.path.isdir(low):
+                    lst = os.lstat(low)
+                    if stat.S_ISREG(lst.st_mode) and same_file(up, low):
+                        if stat.S_IMODE(lst.st_mode) != mode:
+                            emit(rel, "mode", type="file", size=st.st_size, sha256=sha256(up), mode=mode)
+                        continue  # copied up but unchanged
+                    emit(rel, "modified", type="file", size=st.st_size, sha256=sha256(up), mode=mode)
+                else:
+                    emit(rel, "added", type="file", size=st.st_size, sha256=sha256(up), mode=mode)
+            except OSError as e:
+                errors.append({"path": b64(rel), "message": str(e)})
+    json.dump({"changes": changes, "errors": errors}, sys.stdout)
+
+
+if __name__ == "__main__":
+    os.chdir(b"/")
+    main()
