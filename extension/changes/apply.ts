@@ -5,7 +5,7 @@
 // old one (atomic per file, mode preserved). A symlink the agent made is accepted only when it
 // points inside the workspace.
 import { randomBytes } from 'node:crypto';
-import { constants, promises as fs } from 'node:fs';
+import { constants, promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { checkRelative, type Change } from './changeSet';
 
@@ -24,7 +24,7 @@ function isInside(root: string, p: string): boolean {
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
-async function lstatOrNull(p: Buffer): Promise<import('node:fs').Stats | null> {
+async function lstatOrNull(p: Buffer): Promise<Stats | null> {
   try {
     return await fs.lstat(p);
   } catch (err) {

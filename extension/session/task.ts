@@ -10,6 +10,7 @@ import { AGENT_TOOLS } from '../agent/tools';
 import { TranscriptStore } from '../agent/transcript';
 import { SET_KEY_ACTION } from '../agent/errors';
 import type { Settings } from '../config/settings';
+import type { GuestVm } from '../guest/guestVm';
 import { WorkspaceVm, type Logger } from './workspaceVm';
 
 export type TaskState = 'queued' | 'booting' | 'running' | 'idle' | 'failed' | 'stopped';
@@ -134,7 +135,7 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
   }
 
   /** The running guest, booting it if needed (to review a task whose VM was stopped). */
-  async guest(): Promise<import('../guest/guestVm').GuestVm> {
+  async guest(): Promise<GuestVm> {
     return this.vm.guestVm ?? (await this.vm.start(this.deps.settings()));
   }
 

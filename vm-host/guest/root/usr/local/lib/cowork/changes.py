@@ -73,6 +73,13 @@ def main():
             for gone in lower_files(rel_dir):
                 if gone not in upper_names:
                     emit(gone, "deleted", type="file")
+        for name in dirnames:
+            # a directory in the upper dir where the lower had a file or symlink: that was deleted
+            rel = os.path.join(rel_dir, name) if rel_dir else name
+            low = os.path.join(LOWER, rel)
+            up = os.path.join(dirpath, name)
+            if not os.path.islink(up) and os.path.lexists(low) and (os.path.islink(low) or not os.path.isdir(low)):
+                emit(rel, "deleted", type="symlink" if os.path.islink(low) else "file")
         for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             up = os.path.join(dirpath, name)
             rel = os.path.join(rel_dir, name) if rel_dir else name
