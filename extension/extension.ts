@@ -5,6 +5,7 @@ import * as vscode from 'vscode';
 import { registerCommands } from './commands/registerCommands';
 import { ContextKeys, LOG_CHANNEL_NAME, SECRET_API_KEY, Views } from './ids';
 import { CoworkViewProvider } from './panel/coworkViewProvider';
+import { registerReview, Reviews } from './review/registerReview';
 import { TaskManager } from './session/taskManager';
 import { WorkspaceVm } from './session/workspaceVm';
 import { channelLogger } from './workbench/logger';
@@ -57,13 +58,25 @@ export function activate(context: vscode.ExtensionContext): CoworkApi {
         return s.settings;
       },
     }).then((m) => {
-      m.on('changed', () => void panel.pushTasks());
+      const adopt = (): void => {
+        for (const t of m.list()) {
+          const task = m.get(t.id);
+          if (task) reviews.controllerFor(task);
+        }
+      };
+      adopt();
+      m.on('changed', () => {
+        adopt();
+        void panel.pushTasks();
+      });
       context.subscriptions.push({ dispose: () => void m.dispose() });
       return m;
     });
     return manager;
   };
 
+  const reviews = new Reviews({ tasks: () => getTasks(), log, showTask: (id) => panel.select(id) });
+  context.subscriptions.push(reviews, ...registerReview({ tasks: () => getTasks(), log, showTask: (id) => panel.select(id) }, reviews));
   const panel = new CoworkViewProvider({ extensionUri: context.extensionUri, vm: getVm, tasks: getTasks, log, scripted: process.env.COWORK_SCRIPTED_DEMO === '1' });
   context.subscriptions.push(
     panel,

@@ -10,8 +10,13 @@ export const Commands = {
   stopVm: 'cowork.stopVm',
   showEgressLog: 'cowork.showEgressLog',
   cleanUp: 'cowork.cleanUp',
+  acceptFile: 'cowork.review.acceptFile',
+  discardFile: 'cowork.review.discardFile',
+  openTask: 'cowork.review.openTask',
   /** internal: the panel's "run a command in the VM" smoke check, hidden from the palette */
   runInVm: 'cowork.internal.runInVm',
+  /** internal: the SCM resource click */
+  openDiff: 'cowork.internal.openDiff',
 } as const;
 export type CommandId = (typeof Commands)[keyof typeof Commands];
 

@@ -16,10 +16,6 @@ export interface CommandDeps {
   readonly revealPanel: () => Promise<void>;
 }
 
-const LATER: Record<string, string> = {
-  [Commands.acceptAll]: 'Accepting changes',
-  [Commands.discardAll]: 'Discarding changes',
-};
 
 export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
   const { log } = deps;
@@ -158,8 +154,5 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       return { code: r.code, signal: r.signal, output };
     }),
   ];
-  for (const [id, what] of Object.entries(LATER)) {
-    disposables.push(vscode.commands.registerCommand(id, () => vscode.window.showInformationMessage(`Cowork: ${what} arrives with the agent loop and review (not in this build yet).`)));
-  }
   return disposables;
 }

@@ -1,0 +1,114 @@
+// Wires the review into the workbench: a ReviewController (SourceControl) per task, the read-only
+// content providers for the diff editor, and the accept / discard commands.
+import * as vscode from 'vscode';
+import type { Change } from '../changes/changeSet';
+import { Commands } from '../ids';
+import type { Task } from '../session/task';
+import type { TaskManager } from '../session/taskManager';
+import { EMPTY_SCHEME, PROPOSED_SCHEME, ReviewController, type ChangeState } from './reviewController';
+
+export interface ReviewDeps {
+  readonly tasks: () => Promise<TaskManager | undefined>;
+  readonly log: vscode.LogOutputChannel;
+  readonly showTask: (id: string) => Promise<void>;
+}
+
+export class Reviews implements vscode.Disposable {
+  private readonly controllers = new Map<string, ReviewController>();
+
+  constructor(private readonly deps: ReviewDeps) {}
+
+  controllerFor(task: Task): ReviewController | undefined {
+    const folder = vscode.workspace.workspaceFolders?.[0];
+    if (!folder) return undefined;
+    let c = this.controllers.get(task.info.id);
+    if (!c) {
+      c = new ReviewController(task, folder.uri, this.deps.log);
+      this.controllers.set(task.info.id, c);
+      // the end of every turn refreshes the change set (tool calls refresh it as they go)
+      task.on('state', (s) => (s === 'idle' || s === 'stopped' || s === 'failed') && c!.scheduleRefresh(0));
+    }
+    return c;
+  }
+
+  get(taskId: string): ReviewController | undefined {
+    return this.controllers.get(taskId);
+  }
+
+  async pick(title: string): Promise<ReviewController | undefined> {
+    const withChanges = [...this.controllers.values()].filter((c) => c.count > 0);
+    if (withChanges.length <= 1) return withChanges[0];
+    const pick = await vscode.window.showQuickPick(withChanges.map((c) => ({ label: c.task.info.title, description: `${c.count} change(s)`, c })), { title });
+    return pick?.c;
+  }
+
+  dispose(): void {
+    for (const c of this.controllers.values()) c.dispose();
+    this.controllers.clear();
+  }
+}
+
+function changesOf(args: unknown[]): { controllerId?: string; changes: Change[] } {
+  const states = args.flat().filter((a): a is ChangeState => typeof a === 'object' && a !== null && 'change' in a && 'taskId' in a);
+  return { controllerId: states[0]?.taskId, changes: states.map((s) => s.change) };
+}
+
+export function registerReview(deps: ReviewDeps, reviews: Reviews): vscode.Disposable[] {
+  const proposed: vscode.TextDocumentContentProvider = {
+    provideTextDocumentContent: async (uri) => {
+      const taskId = uri.path.split('/')[1] ?? '';
+      const c = reviews.get(taskId);
+      if (!c) return '(this task is not loaded)';
+      try {
+        return await c.proposedText(uri.query);
+      } catch (err) {
+        return `(cannot read the agent's version: ${err instanceof Error ? err.message : String(err)})`;
+      }
+    },
+  };
+  const report = (r: { applied: number; refused: string[] }): void => {
+    if (r.refused.length) void vscode.window.showWarningMessage(`Cowork accepted ${r.applied} change(s) and refused ${r.refused.length}: ${r.refused.join('; ')}`);
+    else void vscode.window.showInformationMessage(`Cowork: accepted ${r.applied} change(s).`);
+  };
+  const fromScm = async (arg: unknown): Promise<ReviewController | undefined> => {
+    if (typeof arg === 'string') return reviews.get(arg);
+    if (arg && typeof arg === 'object' && 'id' in arg && typeof (arg as vscode.SourceControl).id === 'string') return reviews.get((arg as vscode.SourceControl).id.replace(/^cowork-/, ''));
+    return reviews.pick('Which task?');
+  };
+  return [
+    vscode.workspace.registerTextDocumentContentProvider(PROPOSED_SCHEME, proposed),
+    vscode.workspace.registerTextDocumentContentProvider(EMPTY_SCHEME, { provideTextDocumentContent: () => '' }),
+    vscode.commands.registerCommand(Commands.openDiff, async (taskId: string, pathB64: string) => {
+      const c = reviews.get(taskId);
+      const change = c?.find(pathB64);
+      if (c && change) await c.openDiff(change);
+    }),
+    vscode.commands.registerCommand(Commands.acceptFile, async (...args: unknown[]) => {
+      const { controllerId, changes } = changesOf(args);
+      const c = controllerId ? reviews.get(controllerId) : undefined;
+      if (c && changes.length) report(await c.accept(changes));
+    }),
+    vscode.commands.registerCommand(Commands.discardFile, async (...args: unknown[]) => {
+      const { controllerId, changes } = changesOf(args);
+      const c = controllerId ? reviews.get(controllerId) : undefined;
+      if (!c || !changes.length) return;
+      const ok = await vscode.window.showWarningMessage(`Discard the agent's changes to ${changes.length === 1 ? changes[0]!.display : `${changes.length} files`}? The agent's view goes back to your version.`, { modal: true }, 'Discard');
+      if (ok) await c.discard(changes);
+    }),
+    vscode.commands.registerCommand(Commands.acceptAll, async (arg?: unknown) => {
+      const c = await fromScm(arg);
+      if (!c) return void vscode.window.showInformationMessage('Cowork: no task has changes to accept.');
+      report(await c.accept(c.all));
+    }),
+    vscode.commands.registerCommand(Commands.discardAll, async (arg?: unknown) => {
+      const c = await fromScm(arg);
+      if (!c) return void vscode.window.showInformationMessage('Cowork: no task has changes to discard.');
+      const ok = await vscode.window.showWarningMessage(`Discard all ${c.count} change(s) of "${c.task.info.title}"? This cannot be undone.`, { modal: true }, 'Discard All');
+      if (ok) await c.discard('all');
+    }),
+    vscode.commands.registerCommand(Commands.openTask, async (arg?: unknown) => {
+      const c = await fromScm(arg);
+      if (c) await deps.showTask(c.task.info.id);
+    }),
+  ];
+}
