@@ -1,15 +1,15 @@
 // `npm test` and its parts. Installs what the suites need, then typechecks, lints, builds and runs
 // the suites; prints one closing line "N passed, N failed" (checks count as one test each).
-//   node scripts/test.mjs all | unit | vm | escape
+//   node scripts/test.mjs all | unit | vm | escape | e2e
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { ensureApt, ensureNpm, nodeVersionOk, ROOT } from './setup.mjs';
 
 const what = process.argv[2] ?? 'all';
-const SUITES = { unit: 'test/unit', vm: 'test/vm', escape: 'test/vm/escape.test.ts' };
-const wanted = what === 'all' ? ['unit', 'vm'] : [what];
-const needsVm = (name) => name === 'vm' || name === 'escape';
+const SUITES = { unit: 'test/unit', vm: 'test/vm', escape: 'test/vm/escape.test.ts', e2e: 'test/e2e' };
+const wanted = what === 'all' ? ['unit', 'vm', 'e2e'] : [what];
+const needsVm = (name) => name === 'vm' || name === 'escape' || name === 'e2e';
 if (!wanted.every((w) => w in SUITES)) {
   console.error(`usage: node scripts/test.mjs all|${Object.keys(SUITES).join('|')}`);
   process.exit(2);
@@ -64,7 +64,12 @@ function suite(name) {
 try {
   nodeVersionOk();
   if (wanted.some(needsVm)) ensureApt(['vm']);
+  if (wanted.includes('e2e')) ensureApt(['e2e']);
   ensureNpm();
+  if (wanted.includes('e2e')) {
+    const { ensureCodeServer } = await import('./e2e/codeServer.mjs');
+    ensureCodeServer();
+  }
 } catch (err) {
   console.error(`setup failed: ${err.message}`);
   console.log('0 passed, 1 failed');

@@ -5,6 +5,7 @@
 import * as vscode from 'vscode';
 import { applyChange, isConflicted, type ConflictChoice } from '../changes/apply';
 import { discardInGuest, readChangeSet, readProposed, type Change } from '../changes/changeSet';
+import { Commands } from '../ids';
 import type { Task } from '../session/task';
 
 export const PROPOSED_SCHEME = 'cowork-proposed';
@@ -84,7 +85,7 @@ export class ReviewController implements vscode.Disposable {
         tooltip: `${label}${conflicted ? ' — also changed on your side during the task (conflict)' : ''}`,
         iconPath: new vscode.ThemeIcon(conflicted ? 'warning' : change.kind === 'added' ? 'diff-added' : change.kind === 'deleted' ? 'diff-removed' : 'diff-modified'),
       },
-      command: { title: 'Open Diff', command: 'cowork.review.openDiff', arguments: [this.task.info.id, change.path.toString('base64')] },
+      command: { title: 'Open Diff', command: Commands.openDiff, arguments: [this.task.info.id, change.path.toString('base64')] },
     };
   }
 

@@ -1,0 +1,140 @@
+// The end-to-end harness: a real VS Code (code-server 4.100.3) with the packaged .vsix installed,
+// a throwaway profile, a sample workspace, and Debian's Chromium driven by playwright-core.
+// Everything it starts is in its own process group and torn down by group, even on failure.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { chromium, type BrowserContext, type FrameLocator, type Page } from 'playwright-core';
+import { defaultCacheDir } from '../../vm-host/image/cacheDir';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const SCREENSHOTS = path.join(ROOT, '.test-work', 'e2e-screenshots');
+export const E2E_API_KEY = 'sk-ant-api03-e2e-scripted-key-0123456789';
+
+export function codeServerBin(): string {
+  return path.join(defaultCacheDir(), 'code-server-4.100.3', 'node_modules', '.bin', 'code-server');
+}
+
+/** Packages the extension as a .vsix (vsce runs the production build first). */
+export function packageVsix(out = path.join(ROOT, '.test-work', 'cowork.vsix')): string {
+  const r = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'vsce'), ['package', '--no-dependencies', '--no-rewrite-relative-links', '--allow-missing-repository', '--out', out], { cwd: ROOT, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`vsce package failed:\n${r.stdout}\n${r.stderr}`);
+  return out;
+}
+
+export interface CodeServer {
+  readonly url: string;
+  readonly workspace: string;
+  readonly dir: string;
+  stop(): Promise<void>;
+}
+
+export async function startCodeServer(opts: { vsix: string; settings: Record<string, unknown>; env?: Record<string, string>; trust?: boolean }): Promise<CodeServer> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cowork-e2e-'));
+  const userData = path.join(dir, 'user-data');
+  const extensions = path.join(dir, 'extensions');
+  const workspace = path.join(dir, 'workspace');
+  await cp(path.join(ROOT, 'demo', 'workspace'), workspace, { recursive: true });
+  await mkdir(path.join(userData, 'User'), { recursive: true });
+  await writeFile(path.join(userData, 'User', 'settings.json'), JSON.stringify({ 'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': opts.trust ?? false, 'workbench.tips.enabled': false, 'telemetry.telemetryLevel': 'off', ...opts.settings }, null, 2));
+  const env = {
+    ...process.env,
+    XDG_CONFIG_HOME: path.join(dir, 'config'),
+    XDG_DATA_HOME: path.join(dir, 'data'),
+    XDG_CACHE_HOME: path.join(dir, 'cache'),
+    COWORK_CACHE_DIR: defaultCacheDir(),
+    ...opts.env,
+  };
+  const bin = codeServerBin();
+  const install = spawnSync(bin, ['--extensions-dir', extensions, '--user-data-dir', userData, '--install-extension', opts.vsix], { env, encoding: 'utf8' });
+  if (install.status !== 0) throw new Error(`installing the .vsix failed: ${install.stderr}`);
+  const port = await freePort();
+  const args = ['--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--user-data-dir', userData, '--extensions-dir', extensions, '--disable-telemetry', '--disable-update-check', ...(opts.trust ? [] : ['--disable-workspace-trust']), workspace];
+  const child: ChildProcess = spawn(bin, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stdout?.on('data', (c: Buffer) => (log += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const r = await fetch(`${url}/healthz`);
+      if (r.ok) break;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`code-server did not start:\n${log.slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return {
+    url,
+    workspace,
+    dir,
+    stop: async () => {
+      if (child.pid) {
+        try {
+          process.kill(-child.pid, 'SIGTERM');
+        } catch {
+          // already gone
+        }
+        await new Promise((r) => setTimeout(r, 1500));
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser(): Promise<{ context: BrowserContext; page: Page; close(): Promise<void> }> {
+  const profile = await mkdtemp(path.join(os.tmpdir(), 'cowork-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  return {
+    context,
+    page,
+    close: async () => {
+      await context.close();
+      await rm(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The Cowork panel's content frame (webview → active-frame). */
+export function panelFrame(page: Page): FrameLocator {
+  return page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+}
+
+export async function screenshot(page: Page, name: string): Promise<void> {
+  await mkdir(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
+}
+
+export async function runCommand(page: Page, title: string): Promise<void> {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(`>${title}`);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
+  await page.keyboard.press('Enter');
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
