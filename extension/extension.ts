@@ -6,6 +6,7 @@ import { registerCommands } from './commands/registerCommands';
 import { ContextKeys, LOG_CHANNEL_NAME, SECRET_API_KEY, Views } from './ids';
 import { CoworkViewProvider } from './panel/coworkViewProvider';
 import { registerReview, Reviews } from './review/registerReview';
+import type { ReviewController } from './review/reviewController';
 import { TaskManager } from './session/taskManager';
 import { WorkspaceVm } from './session/workspaceVm';
 import { channelLogger } from './workbench/logger';
@@ -14,6 +15,8 @@ import { readSettings } from './workbench/settings';
 export interface CoworkApi {
   readonly workspaceVm: () => WorkspaceVm | undefined;
   readonly tasks: () => Promise<TaskManager | undefined>;
+  /** the review (SourceControl) of a task, for tests and other extensions */
+  readonly review: (taskId: string) => ReviewController | undefined;
 }
 
 export function activate(context: vscode.ExtensionContext): CoworkApi {
@@ -75,8 +78,9 @@ export function activate(context: vscode.ExtensionContext): CoworkApi {
     return manager;
   };
 
-  const reviews = new Reviews({ tasks: () => getTasks(), log, showTask: (id) => panel.select(id) });
-  context.subscriptions.push(reviews, ...registerReview({ tasks: () => getTasks(), log, showTask: (id) => panel.select(id) }, reviews));
+  const reviewDeps = { log, showTask: (id: string) => panel.select(id) };
+  const reviews = new Reviews(reviewDeps);
+  context.subscriptions.push(reviews, ...registerReview(reviewDeps, reviews));
   const panel = new CoworkViewProvider({ extensionUri: context.extensionUri, vm: getVm, tasks: getTasks, log, scripted: process.env.COWORK_SCRIPTED_DEMO === '1' });
   context.subscriptions.push(
     panel,
@@ -102,7 +106,7 @@ export function activate(context: vscode.ExtensionContext): CoworkApi {
     { dispose: () => void workspaceVm?.dispose() },
   );
   log.info(`Cowork activated (trusted workspace: ${vscode.workspace.isTrusted})`);
-  return { workspaceVm: () => workspaceVm, tasks: getTasks };
+  return { workspaceVm: () => workspaceVm, tasks: getTasks, review: (id) => reviews.get(id) };
 }
 
 export function deactivate(): void {

@@ -4,11 +4,9 @@ import * as vscode from 'vscode';
 import type { Change } from '../changes/changeSet';
 import { Commands } from '../ids';
 import type { Task } from '../session/task';
-import type { TaskManager } from '../session/taskManager';
 import { EMPTY_SCHEME, PROPOSED_SCHEME, ReviewController, type ChangeState } from './reviewController';
 
 export interface ReviewDeps {
-  readonly tasks: () => Promise<TaskManager | undefined>;
   readonly log: vscode.LogOutputChannel;
   readonly showTask: (id: string) => Promise<void>;
 }

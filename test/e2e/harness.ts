@@ -31,7 +31,7 @@ export interface CodeServer {
   stop(): Promise<void>;
 }
 
-export async function startCodeServer(opts: { vsix: string; settings: Record<string, unknown>; env?: Record<string, string>; trust?: boolean }): Promise<CodeServer> {
+export async function startCodeServer(opts: { vsix?: string; settings: Record<string, unknown>; env?: Record<string, string>; trust?: boolean }): Promise<CodeServer> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cowork-e2e-'));
   const userData = path.join(dir, 'user-data');
   const extensions = path.join(dir, 'extensions');
@@ -48,8 +48,10 @@ export async function startCodeServer(opts: { vsix: string; settings: Record<str
     ...opts.env,
   };
   const bin = codeServerBin();
-  const install = spawnSync(bin, ['--extensions-dir', extensions, '--user-data-dir', userData, '--install-extension', opts.vsix], { env, encoding: 'utf8' });
-  if (install.status !== 0) throw new Error(`installing the .vsix failed: ${install.stderr}`);
+  if (opts.vsix) {
+    const install = spawnSync(bin, ['--extensions-dir', extensions, '--user-data-dir', userData, '--install-extension', opts.vsix], { env, encoding: 'utf8' });
+    if (install.status !== 0) throw new Error(`installing the .vsix failed: ${install.stderr}`);
+  }
   const port = await freePort();
   const args = ['--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--user-data-dir', userData, '--extensions-dir', extensions, '--disable-telemetry', '--disable-update-check', ...(opts.trust ? [] : ['--disable-workspace-trust']), workspace];
   const child: ChildProcess = spawn(bin, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -16,3 +16,10 @@ export function demoConversation(): ScriptTurn[] {
     say(text('Done. `slugify` now folds accents to ASCII (NFKD), so "Crème Brûlée, déjà vu!" becomes `creme-brulee-deja-vu`. The network check to blocked.example was refused by the proxy, as expected. Review the change to **slugify.py** in the Source Control view.')),
   ];
 }
+
+/** For the scripted demo: each request gets the turn of the demo its conversation has reached. */
+export function demoResponder(req: { body: { messages: { role: string }[] } }): ScriptTurn {
+  const turns = demoConversation();
+  const sinceLastPrompt = req.body.messages.filter((m) => m.role === 'assistant').length % turns.length;
+  return turns[sinceLastPrompt]!;
+}

@@ -51,6 +51,8 @@ export class ScriptedModel {
   private seq = 0;
   /** open SSE responses, to tell whether a client aborted */
   aborted = 0;
+  /** answers requests when the script is empty (the scripted demo uses it) */
+  fallback: ((req: RecordedRequest) => ScriptTurn) | undefined;
 
   constructor() {
     this.server = http.createServer((req, res) => void this.handle(req, res));
@@ -90,7 +92,7 @@ export class ScriptedModel {
     const timing: { arrivedAt: number; finishedAt?: number } = { arrivedAt: performance.now() };
     this.timings.push(timing);
     res.on('finish', () => (timing.finishedAt = performance.now()));
-    let turn = this.script.shift();
+    let turn = this.script.shift() ?? this.fallback?.(recorded);
     if (!turn) {
       res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ type: 'error', error: { type: 'api_error', message: 'the script has no more turns' } }));
       return;

@@ -1,0 +1,90 @@
+// In-host tests: they run inside code-server's real Node extension host, against the real
+// extension, with the scripted Messages API server started in the same process.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { CoworkApi } from '../../../extension/extension';
+import { say, ScriptedModel, text, toolUse } from '../../support/scriptedModel';
+
+export function registerSuite(): void {
+  if (process.env.COWORK_EXPECT_UNTRUSTED === '1') return registerUntrusted();
+  let api: CoworkApi;
+  let model: ScriptedModel;
+  const ws = (): string => vscode.workspace.workspaceFolders![0]!.uri.fsPath;
+
+  describe('Cowork in the extension host', () => {
+    before(async () => {
+      model = new ScriptedModel();
+      const baseURL = await model.start();
+      await vscode.workspace.getConfiguration('cowork').update('apiBaseUrl', baseURL, vscode.ConfigurationTarget.Global);
+    });
+    after(async () => {
+      await model.close();
+    });
+
+    it('activates and hands back its API', async () => {
+      const ext = vscode.extensions.all.find((e) => e.packageJSON?.name === 'cowork-vscode');
+      assert.ok(ext, 'the extension is installed');
+      api = (await ext.activate()) as CoworkApi;
+      assert.ok(ext.isActive);
+      assert.equal(typeof api.tasks, 'function');
+    });
+
+    it('registers every command it contributes', async () => {
+      const ext = vscode.extensions.all.find((e) => e.packageJSON?.name === 'cowork-vscode')!;
+      const pkg = JSON.parse(readFileSync(path.join(ext.extensionPath, 'package.json'), 'utf8')) as { contributes: { commands: { command: string }[] } };
+      const registered = new Set(await vscode.commands.getCommands(true));
+      const missing = pkg.contributes.commands.map((c) => c.command).filter((c) => !registered.has(c));
+      assert.deepEqual(missing, []);
+    });
+
+    it('runs a delegated task, shows its change for review, and Accept All writes the real file', async () => {
+      model.play(
+        say(text('Editing.'), toolUse('str_replace_based_edit_tool', { command: 'str_replace', path: '/workspace/slugify.py', old_str: 'Hello, World!', new_str: 'Hello, Cowork!' })),
+        say(toolUse('bash', { command: 'echo note > NOTES.md' })),
+        say(text('Done.')),
+      );
+      const id = await vscode.commands.executeCommand<string>('cowork.delegateTask', 'Change the greeting and add notes');
+      assert.ok(id, 'a task was created');
+      const tasks = (await api.tasks())!;
+      const task = tasks.get(id)!;
+      await waitFor(() => task.state === 'idle' || task.state === 'failed', 240_000);
+      assert.equal(task.state, 'idle', JSON.stringify(task.transcript.all.filter((e) => e.type === 'error')));
+      const review = api.review(id)!;
+      await review.refresh();
+      assert.deepEqual(review.all.map((c) => `${c.kind} ${c.display}`).sort(), ['added NOTES.md', 'modified slugify.py']);
+      assert.doesNotMatch(readFileSync(path.join(ws(), 'slugify.py'), 'utf8'), /Cowork/, 'nothing is written before accept');
+
+      // discard one through its command, accept the rest through Accept All
+      const notes = review.all.find((c) => c.display === 'NOTES.md')!;
+      await review.discard([notes]);
+      assert.deepEqual(review.all.map((c) => c.display), ['slugify.py']);
+      await vscode.commands.executeCommand('cowork.acceptAll', id);
+      assert.match(readFileSync(path.join(ws(), 'slugify.py'), 'utf8'), /Hello, Cowork!/);
+      assert.throws(() => readFileSync(path.join(ws(), 'NOTES.md')), /ENOENT/);
+      assert.equal(review.count, 0, 'the change set is empty once accepted');
+      await task.vm.stop();
+    });
+  });
+}
+
+async function waitFor(cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+}
+
+/** Workspace Trust: in a folder the person has not trusted, the extension starts nothing. */
+function registerUntrusted(): void {
+  describe('Cowork in an untrusted workspace', () => {
+    it('runs nothing: no task, no VM, no helper', async () => {
+      assert.equal(vscode.workspace.isTrusted, false, 'the workspace is untrusted');
+      const ext = vscode.extensions.all.find((e) => e.packageJSON?.name === 'cowork-vscode')!;
+      const api = (await ext.activate()) as CoworkApi;
+      assert.equal(await vscode.commands.executeCommand('cowork.delegateTask', 'try to run'), undefined);
+      assert.equal(await api.tasks(), undefined, 'no task manager in an untrusted workspace');
+      await vscode.commands.executeCommand('cowork.startVm');
+      assert.ok(api.workspaceVm() === undefined || api.workspaceVm()!.current.state === 'stopped', 'no VM was started');
+    });
+  });
+}
