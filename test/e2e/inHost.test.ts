@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { format } from 'node:util';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import * as esbuild from 'esbuild';
 import { E2E_API_KEY, launchBrowser, ROOT, startCodeServer, type CodeServer } from './harness';
 

@@ -24,7 +24,7 @@ export function registerSuite(): void {
     });
 
     it('activates and hands back its API', async () => {
-      const ext = vscode.extensions.all.find((e) => e.packageJSON?.name === 'cowork-vscode');
+      const ext = vscode.extensions.getExtension('cowork-dev.cowork-vscode');
       assert.ok(ext, 'the extension is installed');
       api = (await ext.activate()) as CoworkApi;
       assert.ok(ext.isActive);
@@ -32,7 +32,7 @@ export function registerSuite(): void {
     });
 
     it('registers every command it contributes', async () => {
-      const ext = vscode.extensions.all.find((e) => e.packageJSON?.name === 'cowork-vscode')!;
+      const ext = vscode.extensions.getExtension('cowork-dev.cowork-vscode')!;
       const pkg = JSON.parse(readFileSync(path.join(ext.extensionPath, 'package.json'), 'utf8')) as { contributes: { commands: { command: string }[] } };
       const registered = new Set(await vscode.commands.getCommands(true));
       const missing = pkg.contributes.commands.map((c) => c.command).filter((c) => !registered.has(c));
@@ -79,7 +79,7 @@ function registerUntrusted(): void {
   describe('Cowork in an untrusted workspace', () => {
     it('runs nothing: no task, no VM, no helper', async () => {
       assert.equal(vscode.workspace.isTrusted, false, 'the workspace is untrusted');
-      const ext = vscode.extensions.all.find((e) => e.packageJSON?.name === 'cowork-vscode')!;
+      const ext = vscode.extensions.getExtension('cowork-dev.cowork-vscode')!;
       const api = (await ext.activate()) as CoworkApi;
       assert.equal(await vscode.commands.executeCommand('cowork.delegateTask', 'try to run'), undefined);
       assert.equal(await api.tasks(), undefined, 'no task manager in an untrusted workspace');
