@@ -10,6 +10,7 @@ import type { ReviewController } from './review/reviewController';
 import { TaskManager } from './session/taskManager';
 import { WorkspaceVm } from './session/workspaceVm';
 import { channelLogger } from './workbench/logger';
+import { createStatusBar } from './workbench/statusBar';
 import { readSettings } from './workbench/settings';
 
 export interface CoworkApi {
@@ -68,8 +69,10 @@ export function activate(context: vscode.ExtensionContext): CoworkApi {
         }
       };
       adopt();
+      status.update(m);
       m.on('changed', () => {
         adopt();
+        status.update(m);
         void panel.pushTasks();
       });
       context.subscriptions.push({ dispose: () => void m.dispose() });
@@ -78,6 +81,8 @@ export function activate(context: vscode.ExtensionContext): CoworkApi {
     return manager;
   };
 
+  const status = createStatusBar(`${Views.panel}.focus`);
+  context.subscriptions.push(status.item);
   const reviewDeps = { log, showTask: (id: string) => panel.select(id) };
   const reviews = new Reviews(reviewDeps);
   context.subscriptions.push(reviews, ...registerReview(reviewDeps, reviews));

@@ -11,4 +11,4 @@ const run = (args) => {
 };
 run(['esbuild.mjs']);
 run([path.join(ROOT, 'dist', 'vm-host.js'), '--build-image']);
-for (const bench of ['vm', 'sandbox', 'agent']) run(['--import', 'tsx', path.join(ROOT, 'scripts', 'bench', `${bench}.ts`)]);
+for (const bench of ['vm', 'sandbox', 'agent', 'review']) run(['--import', 'tsx', path.join(ROOT, 'scripts', 'bench', `${bench}.ts`)]);

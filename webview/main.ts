@@ -136,7 +136,16 @@ function renderSelected(task: TaskSummary): HTMLElement {
   if (state.blocked.length) {
     const b = el('div', 'blocked');
     b.append(el('div', 'muted', 'Blocked network requests:'));
-    for (const r of state.blocked.slice(-10)) b.append(el('div', 'blocked-item', `${r.host}:${r.port}${r.reason ? ` — ${r.reason}` : ''}`));
+    const seen = new Set<string>();
+    for (const r of state.blocked.slice(-10)) {
+      const row = el('div', 'row blocked-item');
+      row.append(el('span', '', `${r.host}:${r.port}${r.reason ? ` — ${r.reason}` : ''}`));
+      if (!seen.has(r.host) && !/model API/.test(r.reason ?? '')) {
+        seen.add(r.host);
+        row.append(button('Allow for this task', { secondary: true, onClick: () => send({ type: 'allowDomain', taskId: task.id, host: r.host }) }));
+      }
+      b.append(row);
+    }
     sec.append(b);
   }
   const transcript = el('div', 'transcript');

@@ -50,6 +50,11 @@ export class EgressProxy extends EventEmitter<{ decision: [EgressRecord] }> {
     this.server.on('clientError', (_err, socket: Duplex) => socket.destroy());
   }
 
+  /** Adds a destination to this task's allowed list (never the model API or the denied list). */
+  allow(host: string): void {
+    this.opts.policy.grant(host);
+  }
+
   /** A connection from the guest's localhost:3128. */
   handleHttp(stream: Duplex): void {
     this.track(stream);

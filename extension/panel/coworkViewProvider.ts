@@ -140,6 +140,16 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
         if (manager && task && !task.isRunning) void manager.send(task, msg.text);
         return;
       }
+      case 'allowDomain': {
+        const task = (await this.deps.tasks())?.get(msg.taskId);
+        try {
+          task?.vm.allowDomain(msg.host);
+          void vscode.window.showInformationMessage(`Cowork: ${msg.host} is allowed for this task. The agent can retry.`);
+        } catch (err) {
+          void vscode.window.showWarningMessage(`Cowork: cannot allow ${msg.host}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        return;
+      }
       case 'runCommand': {
         try {
           const r = await vscode.commands.executeCommand<{ code: number | null; signal: string | null; output: string } | undefined>(Commands.runInVm, msg.command);

@@ -49,5 +49,6 @@ export const WebviewToHost = z.discriminatedUnion('type', [
   z.object({ type: z.literal('selectTask'), taskId: z.string() }),
   z.object({ type: z.literal('stopTask'), taskId: z.string() }),
   z.object({ type: z.literal('followUp'), taskId: z.string(), text: z.string().min(1).max(100_000) }),
+  z.object({ type: z.literal('allowDomain'), taskId: z.string(), host: z.string().min(1).max(253).regex(/^[a-zA-Z0-9.-]+$/) }),
 ]);
 export type WebviewToHost = z.infer<typeof WebviewToHost>;

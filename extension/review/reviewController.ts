@@ -5,6 +5,7 @@
 import * as vscode from 'vscode';
 import { applyChange, isConflicted, type ConflictChoice } from '../changes/apply';
 import { discardInGuest, readChangeSet, readProposed, type Change } from '../changes/changeSet';
+import { prefetch } from '../changes/readBatch';
 import { Commands } from '../ids';
 import type { Task } from '../session/task';
 
@@ -115,11 +116,13 @@ export class ReviewController implements vscode.Disposable {
     const guest = await this.task.guest();
     let applied = 0;
     const refused: string[] = [];
+    // one round trip for all the files' contents (in batches), not one per file
+    const cache = await prefetch(guest, changes.filter((c) => c.kind === 'added' || c.kind === 'modified' || c.kind === 'mode'));
     for (const change of changes) {
       const r = await applyChange(change, {
         workspace: this.workspace.fsPath,
         since: this.task.startedAt,
-        readProposed: (rel) => readProposed(guest, rel),
+        readProposed: (rel) => Promise.resolve(cache.get(rel.toString('base64')) ?? readProposed(guest, rel)),
         onConflict: (c) => askConflict(c),
       });
       if (r.outcome === 'refused') {

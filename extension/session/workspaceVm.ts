@@ -185,6 +185,13 @@ export class WorkspaceVm {
     await guest.onConnected((conn) => bridgeEgress(conn, proxy));
   }
 
+  /** The person allowed a blocked domain for this task (from the panel). */
+  allowDomain(host: string): void {
+    if (!this.proxy) throw new Error('The VM is not running.');
+    this.proxy.allow(host);
+    this.opts.log.info(`[egress] ${host} allowed for ${this.vmId} by the person`);
+  }
+
   /** Re-establishes SSH (and the egress forwards) after the connection dropped. */
   async reconnect(): Promise<void> {
     if (!this.guest) throw new Error('The VM is not running.');

@@ -16,6 +16,7 @@ before(async () => {
   const build = spawnSync(process.execPath, ['esbuild.mjs'], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(build.status, 0, build.stderr);
   await esbuild.build({ entryPoints: [path.join(ROOT, 'test', 'e2e', 'inHost', 'index.ts')], outfile: path.join(suiteDir, 'index.js'), bundle: true, platform: 'node', format: 'cjs', target: 'node20', external: ['vscode', 'mocha'], logLevel: 'warning' });
+  await esbuild.stop(); // its service process would keep this test process alive
 });
 
 /** Opens a workbench on a fresh code-server with the extension under development and the suite. */

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { applyChange, isConflicted } from '../../extension/changes/apply';
 import { discardInGuest, readChangeSet, readProposed, type Change } from '../../extension/changes/changeSet';
+import { readProposedBatch } from '../../extension/changes/readBatch';
 import { GuestVm } from '../../extension/guest/guestVm';
 import { GuestSandbox } from '../../extension/guest/sandbox';
 import type { VmHostClient } from '../../extension/guest/vmHostClient';
@@ -117,6 +118,16 @@ describe('review: the change set', () => {
     });
     assert.equal(find(cs, 'big.bin')!.size, 52_428_800);
     assert.match(find(cs, 'modify.txt')!.sha256!, /^[0-9a-f]{64}$/);
+  });
+
+  it('reads many proposed files in one round trip, byte-exact, raw names included', async () => {
+    const names = [Buffer.from('bin.dat'), LATIN1_NAME, Buffer.from('no-such-file'), Buffer.from('new/deep/dir/file.txt')];
+    const got = await readProposedBatch(vm, names);
+    assert.deepEqual(got[0], await readProposed(vm, Buffer.from('bin.dat')));
+    assert.equal(got[1]?.toString(), 'latin');
+    assert.equal(got[2], undefined);
+    assert.equal(got[3]?.toString(), 'deep\n');
+    await assert.rejects(readProposedBatch(vm, [Buffer.from('../etc/passwd')]), /not allowed/);
   });
 
   it('detects the file the person edited on the host during the task as a conflict', async () => {

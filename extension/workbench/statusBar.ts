@@ -1,0 +1,19 @@
+// A status bar item: how many tasks run and the state of their VMs; clicking it reveals the panel.
+import * as vscode from 'vscode';
+import type { TaskManager } from '../session/taskManager';
+
+export function createStatusBar(revealCommand: string): { update(m: TaskManager | undefined): void; item: vscode.StatusBarItem } {
+  const item = vscode.window.createStatusBarItem('cowork.status', vscode.StatusBarAlignment.Left, 50);
+  item.name = 'Cowork';
+  item.command = revealCommand;
+  const update = (m: TaskManager | undefined): void => {
+    const tasks = m?.list() ?? [];
+    const running = tasks.filter((t) => t.state === 'running' || t.state === 'booting' || t.state === 'queued');
+    const booting = tasks.filter((t) => t.state === 'booting').length;
+    item.text = running.length ? `$(sync~spin) Cowork: ${running.length} running${booting ? ` (${booting} booting VM)` : ''}` : `$(vm) Cowork${tasks.length ? `: ${tasks.filter((t) => t.state === 'idle').length} to review` : ''}`;
+    item.tooltip = running.length ? running.map((t) => `${t.title} — ${t.state}`).join('\n') : 'Open the Cowork panel';
+    item.show();
+  };
+  update(undefined);
+  return { update, item };
+}
