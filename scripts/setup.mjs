@@ -79,6 +79,18 @@ export function which(cmd) {
   }
 }
 
+/** Runs `node args…` in the repository; exits with its status if it fails. */
+export function runNode(args) {
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+/** Builds the bundles and builds (or verifies) the guest image, with progress. */
+export function buildWithImage() {
+  runNode(['esbuild.mjs']);
+  runNode([path.join(ROOT, 'dist', 'vm-host.js'), '--build-image']);
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   nodeVersionOk();
   const groups = process.argv.slice(2).filter((a) => a in APT_GROUPS);
