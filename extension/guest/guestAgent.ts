@@ -6,7 +6,8 @@ import { AgentEvent, type AgentRequest, type CgroupLimits } from './agentProtoco
 import { GuestError } from './errors';
 import type { SshConnection } from './sshConnection';
 
-export const AGENT_COMMAND = 'exec /usr/bin/python3 -u -I /usr/local/lib/cowork/agent.py';
+// -I: isolated (no user site, no env), -S: no site module (faster start, stdlib only).
+export const AGENT_COMMAND = 'exec /usr/bin/python3 -u -I -S /usr/local/lib/cowork/agent.py';
 export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 export const AGENT_START_TIMEOUT_MS = 30_000;
 
