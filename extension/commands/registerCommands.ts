@@ -71,7 +71,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     vscode.commands.registerCommand(Commands.showEgressLog, async () => {
       // each task has its own log; the workspace VM (Start VM, the panel's command box) has one too
       const manager = await deps.tasks();
-      const choices = (manager?.list() ?? []).map((t) => ({ label: t.title, description: t.state, file: manager!.get(t.id)!.vm.egressLog }));
+      const choices: { label: string; description: string; file: string }[] = (manager?.list() ?? []).map((t) => ({ label: t.title, description: t.state, file: manager!.get(t.id)!.vm.egressLog }));
       const wsVm = deps.vm();
       if (wsVm) choices.push({ label: 'Workspace VM', description: 'Start VM and the panel\'s command box', file: wsVm.egressLog });
       const pick = choices.length <= 1 ? choices[0] : await vscode.window.showQuickPick(choices, { title: 'Egress log of which task?' });
