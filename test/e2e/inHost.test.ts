@@ -40,7 +40,10 @@ async function runInHost(trusted: boolean): Promise<{ code: number; output: stri
       ['extensionTestsPath', remote(suiteDir)],
     ]);
     await page.goto(`${server.url}/?folder=${encodeURIComponent(server.workspace)}&payload=${encodeURIComponent(payload)}`);
-    const code = await Promise.race([exit, new Promise<number>((r) => setTimeout(() => r(-1), 600_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<number>((r) => (timer = setTimeout(() => r(-1), 600_000)));
+    const code = await Promise.race([exit, timeout]);
+    clearTimeout(timer); // a pending timer would keep this test process alive for ten minutes
     return { code, output };
   } finally {
     await browser.close().catch(() => undefined);
