@@ -2,6 +2,7 @@
 // blocked network requests. Plain DOM; components come from ./ui; state comes from the host only.
 import { HostToWebview, type TaskSummary, type VmStatusView, type WebviewToHost } from '../extension/protocol/webview';
 import { button, divider, progressRing, registerComponents, tag, textArea, textField } from './ui';
+import { renderMarkdown } from './view/markdown';
 import { applyEvent, applyTextDelta, applyToolOutput, applyToolStart, describeTool, emptyView, type Item, type TaskView } from './view/transcriptModel';
 
 declare function acquireVsCodeApi(): { postMessage(msg: unknown): void; getState(): unknown; setState(s: unknown): void };
@@ -41,14 +42,10 @@ function age(ms: number): string {
   return s < 60 ? `${s}s` : s < 3600 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
 }
 
-/** Text with fenced code blocks as <pre>; everything else as text nodes (no HTML from the model). */
+/** The model's Markdown (rendered without raw HTML and with only http(s)/mailto links). */
 function richText(text: string): HTMLElement {
   const box = el('div', 'md');
-  const parts = text.split(/```[^\n]*\n?/);
-  parts.forEach((part, i) => {
-    if (!part) return;
-    box.append(i % 2 === 1 ? el('pre', 'code', part.replace(/\n$/, '')) : el('p', 'prose', part));
-  });
+  box.innerHTML = renderMarkdown(text);
   return box;
 }
 
