@@ -54,14 +54,6 @@ export async function readChangeSet(vm: GuestVm): Promise<ChangeSet> {
   return { changes, problems: raw.errors.map((e) => ({ display: Buffer.from(e.path, 'base64').toString('utf8'), message: e.message })) };
 }
 
-/** Reads the agent's version of a changed file from the upper dir (as root, not through the sandbox). */
-export async function readProposed(vm: GuestVm, rel: Buffer): Promise<Buffer> {
-  checkRelative(rel);
-  const r = await vm.exec(['/bin/cat', '--', Buffer.concat([Buffer.from(`${UPPER_DIR}/`), rel])], { timeoutMs: 300_000, maxOutputBytes: 1024 * 1024 * 1024 });
-  if (r.code !== 0) throw new Error(`Cannot read the proposed ${rel.toString()}: ${r.stderr.toString().trim()}`);
-  return r.stdout;
-}
-
 /** Makes the guest forget a change: the overlay shows the host's version again. */
 export async function discardInGuest(vm: GuestVm, rels: readonly Buffer[] | 'all'): Promise<void> {
   if (rels === 'all') {

@@ -43,6 +43,13 @@ export async function readProposedBatch(vm: GuestVm, rels: readonly Buffer[]): P
   return out;
 }
 
+/** Reads the agent's version of one changed file from the upper dir (as root, not through the sandbox). */
+export async function readProposed(vm: GuestVm, rel: Buffer): Promise<Buffer> {
+  const [data] = await readProposedBatch(vm, [rel]);
+  if (!data) throw new Error(`Cannot read the proposed ${rel.toString()}: it is no longer in the change set.`);
+  return data;
+}
+
 /** Prefetches the proposed files of `changes` in batches of at most BATCH_MAX_BYTES (by reported size). */
 export async function prefetch(vm: GuestVm, items: readonly { path: Buffer; size?: number }[]): Promise<Map<string, Buffer>> {
   const cache = new Map<string, Buffer>();

@@ -4,8 +4,8 @@
 // Accept, through extension/changes/apply.ts.
 import * as vscode from 'vscode';
 import { applyChange, isConflicted, type ConflictChoice } from '../changes/apply';
-import { discardInGuest, readChangeSet, readProposed, type Change } from '../changes/changeSet';
-import { prefetch } from '../changes/readBatch';
+import { discardInGuest, readChangeSet, type Change } from '../changes/changeSet';
+import { prefetch, readProposed } from '../changes/readBatch';
 import { Commands } from '../ids';
 import type { Task } from '../session/task';
 

@@ -3,11 +3,11 @@
 // Everything it starts is in its own process group and torn down by group, even on failure.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type BrowserContext, type FrameLocator, type Page } from 'playwright-core';
 import { defaultCacheDir } from '../../vm-host/image/cacheDir';
+import { freePort } from '../../vm-host/vm';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const SCREENSHOTS = path.join(ROOT, '.test-work', 'e2e-screenshots');
@@ -129,14 +129,4 @@ export async function runCommand(page: Page, title: string): Promise<void> {
   await input.fill(`>${title}`);
   await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
   await page.keyboard.press('Enter');
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }

@@ -6,8 +6,8 @@ import { chmod, mkdir, readFile, readdir, readlink, lstat, stat, symlink, writeF
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { applyChange, isConflicted } from '../../extension/changes/apply';
-import { discardInGuest, readChangeSet, readProposed, type Change } from '../../extension/changes/changeSet';
-import { readProposedBatch } from '../../extension/changes/readBatch';
+import { discardInGuest, readChangeSet, type Change } from '../../extension/changes/changeSet';
+import { readProposed, readProposedBatch } from '../../extension/changes/readBatch';
 import { GuestVm } from '../../extension/guest/guestVm';
 import { GuestSandbox } from '../../extension/guest/sandbox';
 import type { VmHostClient } from '../../extension/guest/vmHostClient';

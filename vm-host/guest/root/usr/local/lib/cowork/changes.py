@@ -25,7 +25,42 @@ def b64(p):
     return base64.b64encode(p).decode()
 
 
+HASH_CACHE = "/run/cowork-hash-cache.json"
+_cache, _used = {}, {}
+
+
+def load_cache():
+    global _cache
+    try:
+        with open(HASH_CACHE) as f:
+            _cache = json.load(f)
+    except (OSError, ValueError):
+        _cache = {}
+
+
+def save_cache():
+    tmp = HASH_CACHE + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(_used, f)
+    os.replace(tmp, HASH_CACHE)
+
+
 def sha256(path):
+    # The scan runs after every tool call that may write: hash a file again only when its inode,
+    # size or mtime changed (a 50 MB file costs seconds under emulation).
+    st = os.stat(path)
+    key = b64(path)
+    stamp = [st.st_ino, st.st_size, st.st_mtime_ns]
+    hit = _cache.get(key)
+    if hit and hit[0] == stamp:
+        _used[key] = hit
+        return hit[1]
+    digest = _sha256(path)
+    _used[key] = [stamp, digest]
+    return digest
+
+
+def _sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -116,8 +151,13 @@ def main():
             except OSError as e:
                 errors.append({"path": b64(rel), "message": str(e)})
     json.dump({"changes": changes, "errors": errors}, sys.stdout)
+    try:
+        save_cache()
+    except OSError:
+        pass  # a cache that cannot be written only costs time
 
 
 if __name__ == "__main__":
     os.chdir(b"/")
+    load_cache()
     main()
