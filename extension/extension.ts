@@ -8,6 +8,7 @@ import { CoworkViewProvider } from './panel/coworkViewProvider';
 import { registerReview, Reviews } from './review/registerReview';
 import type { ReviewController } from './review/reviewController';
 import { TaskManager } from './session/taskManager';
+import { VmHelper } from './session/vmHelper';
 import { WorkspaceVm } from './session/workspaceVm';
 import { channelLogger } from './workbench/logger';
 import { createStatusBar } from './workbench/statusBar';
@@ -24,7 +25,8 @@ export function activate(context: vscode.ExtensionContext): CoworkApi {
   const log = vscode.window.createOutputChannel(LOG_CHANNEL_NAME, { log: true });
   context.subscriptions.push(log);
   const logger = channelLogger(log);
-  const helperPath = path.join(context.extensionPath, 'dist', 'vm-host.js');
+  // One vm-host helper owns every VM of this window; closing it (dispose) stops them all.
+  const helper = new VmHelper({ helperPath: path.join(context.extensionPath, 'dist', 'vm-host.js'), log: logger });
   const folder = (): string | undefined => {
     const f = vscode.workspace.workspaceFolders?.[0];
     return f && f.uri.scheme === 'file' ? f.uri.fsPath : undefined;
@@ -35,7 +37,7 @@ export function activate(context: vscode.ExtensionContext): CoworkApi {
     const ws = folder();
     if (!ws) return undefined;
     if (!workspaceVm) {
-      workspaceVm = new WorkspaceVm({ helperPath, workspace: ws, storageDir: context.globalStorageUri.fsPath, log: logger });
+      workspaceVm = new WorkspaceVm({ helper, workspace: ws, storageDir: context.globalStorageUri.fsPath, log: logger });
       const sub = workspaceVm.onStatus((s) => {
         void vscode.commands.executeCommand('setContext', ContextKeys.vmState, s.state);
         panel.pushState();
@@ -50,7 +52,7 @@ export function activate(context: vscode.ExtensionContext): CoworkApi {
     const ws = folder();
     if (!ws || !vscode.workspace.isTrusted) return Promise.resolve(undefined);
     manager ??= TaskManager.load({
-      helperPath,
+      helper,
       workspace: ws,
       // Tasks belong to this workspace: keep them in its own storage.
       storageDir: (context.storageUri ?? context.globalStorageUri).fsPath,
@@ -107,8 +109,8 @@ export function activate(context: vscode.ExtensionContext): CoworkApi {
         await vscode.commands.executeCommand(`${Views.panel}.focus`);
       },
     }),
-    // The VMs die with the window: closing the helpers' stdin stops them.
-    { dispose: () => void workspaceVm?.dispose() },
+    // The VMs die with the window: closing the helper's stdin stops them.
+    { dispose: () => void (workspaceVm?.dispose() ?? Promise.resolve()).then(() => helper.dispose()) },
   );
   log.info(`Cowork activated (trusted workspace: ${vscode.workspace.isTrusted})`);
   return { workspaceVm: () => workspaceVm, tasks: getTasks, review: (id) => reviews.get(id) };

@@ -11,6 +11,7 @@ import { TranscriptStore } from '../agent/transcript';
 import { SET_KEY_ACTION } from '../agent/errors';
 import type { Settings } from '../config/settings';
 import type { GuestVm } from '../guest/guestVm';
+import type { VmHelper } from './vmHelper';
 import { WorkspaceVm, type Logger } from './workspaceVm';
 
 export type TaskState = 'queued' | 'booting' | 'running' | 'idle' | 'failed' | 'stopped';
@@ -23,13 +24,12 @@ export interface TaskInfo {
 }
 
 export interface TaskDeps {
-  readonly helperPath: string;
+  readonly helper: VmHelper;
   readonly workspace: string;
   readonly storageDir: string;
   readonly log: Logger;
   readonly apiKey: () => Promise<string | undefined>;
   readonly settings: () => Settings;
-  readonly env?: Readonly<Record<string, string>>;
 }
 
 export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; wrote: [] }> {
@@ -44,7 +44,7 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
     private readonly deps: TaskDeps,
   ) {
     super();
-    this.vm = new WorkspaceVm({ helperPath: deps.helperPath, workspace: deps.workspace, storageDir: deps.storageDir, log: deps.log, env: deps.env, vmId: `task-${info.id}` });
+    this.vm = new WorkspaceVm({ helper: deps.helper, workspace: deps.workspace, storageDir: deps.storageDir, log: deps.log, vmId: `task-${info.id}` });
   }
 
   static async open(info: Omit<TaskInfo, 'state'>, deps: TaskDeps): Promise<Task> {

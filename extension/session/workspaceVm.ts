@@ -10,7 +10,8 @@ import { EgressPolicy } from '../egress/policy';
 import { EgressProxy } from '../egress/proxy';
 import { GuestVm } from '../guest/guestVm';
 import { GuestSandbox } from '../guest/sandbox';
-import { VmHostClient } from '../guest/vmHostClient';
+import type { VmHostClient } from '../guest/vmHostClient';
+import type { VmHelper } from './vmHelper';
 import type { VmStateName } from '../protocol/vmHost';
 import { vmResources, type Settings } from '../config/settings';
 
@@ -31,18 +32,18 @@ export interface WorkspaceVmStatus {
 }
 
 export interface WorkspaceVmOptions {
-  readonly helperPath: string;
+  /** the one vm-host helper of this extension host */
+  readonly helper: VmHelper;
   readonly workspace: string;
   /** where session disks live (extension global storage) */
   readonly storageDir: string;
   readonly log: Logger;
-  readonly env?: Readonly<Record<string, string>>;
   /** defaults to one derived from the workspace path */
   readonly vmId?: string;
 }
 
 export class WorkspaceVm {
-  private client: VmHostClient | undefined;
+  private subscriptions: { dispose(): void }[] | undefined;
   private guest: GuestVm | undefined;
   private starting: Promise<GuestVm> | undefined;
   private status: WorkspaceVmStatus = { state: 'stopped' };
@@ -101,39 +102,19 @@ export class WorkspaceVm {
   }
 
   private helper(): VmHostClient {
-    if (this.client) return this.client;
-    const log = this.opts.log;
-    const client = new VmHostClient({
-      helperPath: this.opts.helperPath,
-      env: this.opts.env,
-      onLog: (level, message) => (level === 'warn' ? log.warn(message) : log.debug(message)),
-    });
-    client.onEvent((ev) => {
-      switch (ev.event) {
-        case 'log':
-          log[ev.level](ev.message);
-          return;
-        case 'image.progress':
-          this.setStatus({ ...this.status, imageProgress: { message: ev.message, fraction: ev.fraction } });
-          return;
-        case 'vm.console':
-          log.trace(`[vm] console: ${ev.line}`);
-          return;
-        case 'vm.state':
-          log.info(`[vm] ${ev.vmId} is ${ev.state}${ev.detail ? `: ${ev.detail}` : ''}`);
-          if (ev.vmId === this.vmId) this.setStatus({ ...this.status, state: ev.state, detail: ev.detail });
-          return;
-      }
-    });
-    client.onExit((err) => {
-      log.warn(`[vm] ${err.message}`);
-      this.client = undefined;
-      this.guest = undefined;
-      this.starting = undefined;
-      if (this.status.state !== 'stopped') this.setStatus({ state: 'failed', detail: err.message });
-    });
-    this.client = client;
-    return client;
+    this.subscriptions ??= [
+      this.opts.helper.onEvent((ev) => {
+        if (ev.event === 'image.progress' && this.status.state === 'booting') this.setStatus({ ...this.status, imageProgress: { message: ev.message, fraction: ev.fraction } });
+        else if (ev.event === 'vm.state' && ev.vmId === this.vmId) this.setStatus({ ...this.status, state: ev.state, detail: ev.detail });
+      }),
+      this.opts.helper.onExit((err) => {
+        if (!this.guest && !this.starting) return;
+        this.guest = undefined;
+        this.starting = undefined;
+        this.setStatus({ state: 'failed', detail: err.message });
+      }),
+    ];
+    return this.opts.helper.get();
   }
 
   /** Boots the VM if it is not running; concurrent callers share one boot. */
@@ -218,8 +199,8 @@ export class WorkspaceVm {
     await this.stop().catch(() => undefined);
     await this.proxy?.close();
     await this.audit?.close();
-    await this.client?.dispose();
-    this.client = undefined;
+    for (const d of this.subscriptions ?? []) d.dispose();
+    this.subscriptions = undefined;
     this.emitter.removeAllListeners();
   }
 }
