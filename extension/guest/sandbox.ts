@@ -43,6 +43,9 @@ export function sandboxEnv(spec: SandboxSpec): Record<string, string> {
     LANG: 'C.UTF-8',
     TERM: 'dumb',
     TMPDIR: '/tmp',
+    // Python's bytecode caches go to the private tmp, not into /workspace: otherwise every script
+    // the agent runs leaves __pycache__/*.pyc in the change set for the person to review.
+    PYTHONPYCACHEPREFIX: '/tmp/pycache',
     HTTP_PROXY: PROXY_HTTP,
     HTTPS_PROXY: PROXY_HTTP,
     http_proxy: PROXY_HTTP,

@@ -76,13 +76,24 @@ describe('the user journey in a real VS Code', () => {
     const row = page.locator('.scm-view .monaco-list-row', { hasText: 'slugify.py' }).first();
     await row.waitFor({ timeout: 60_000 });
     await screenshot(page, '04-scm');
-    await row.click();
-    await page.locator('.monaco-diff-editor').first().waitFor({ timeout: 30_000 }).catch(async (err: unknown) => {
-      await screenshot(page, 'fail-diff');
-      throw err;
-    });
+    // The change set refreshes as the task ends, and a refresh may reorder the rows under the
+    // pointer: click until the diff that opens is slugify.py's, then read its right side.
+    const tab = page.locator('.tabs-container .tab.active', { hasText: 'slugify.py (Cowork' });
+    for (let attempt = 0; ; attempt++) {
+      await row.click();
+      const opened = await tab.waitFor({ timeout: 10_000 }).then(() => true, () => false);
+      if (opened) break;
+      if (attempt === 4) {
+        await screenshot(page, 'fail-diff');
+        assert.fail(`clicking slugify.py in Source Control did not open its diff (active tab: ${await page.locator('.tabs-container .tab.active').first().textContent().catch(() => '?')})`);
+      }
+    }
     // the right side is the agent's version, served from the guest
-    await page.locator('.monaco-diff-editor .editor.modified .view-lines', { hasText: 'import unicodedata' }).waitFor({ timeout: 30_000 });
+    await page.locator('.monaco-diff-editor .editor.modified .view-lines', { hasText: 'import unicodedata' }).waitFor({ timeout: 30_000 }).catch(async (err: unknown) => {
+      await screenshot(page, 'fail-diff-content');
+      const shown = await page.locator('.monaco-diff-editor .editor.modified .view-lines').first().textContent().catch(() => '?');
+      throw new Error(`the diff's right side does not show the agent's version; it shows: ${shown?.slice(0, 300)}`, { cause: err });
+    });
     await screenshot(page, '04-diff');
     await runCommand(page, 'Cowork: Accept All Changes');
     const deadline = Date.now() + 30_000;
