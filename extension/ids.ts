@@ -13,6 +13,10 @@ export const Commands = {
   acceptFile: 'cowork.review.acceptFile',
   discardFile: 'cowork.review.discardFile',
   openTask: 'cowork.review.openTask',
+  /** direct mode: put the person's version of a file back */
+  revertFile: 'cowork.review.revertFile',
+  /** partial accept: the hunks touched by the selection in the diff editor */
+  acceptSelectedRanges: 'cowork.review.acceptSelectedRanges',
   /** internal: the panel's "run a command in the VM" smoke check, hidden from the palette */
   runInVm: 'cowork.internal.runInVm',
   /** internal: the SCM resource click */

@@ -82,7 +82,7 @@ export class Vm {
       await writeFile(files.authorized_keys, clientKey.public + '\n', { mode: 0o600 });
       const sandbox = sandboxIdentity(this.params.vmId);
       this.sandbox = sandbox;
-      await writeFile(files.options, `mode=${this.params.mode}\nsandbox_user=${sandbox.user}\nsandbox_uid=${sandbox.uid}\n`, { mode: 0o600 });
+      await writeFile(files.options, `sandbox_user=${sandbox.user}\nsandbox_uid=${sandbox.uid}\n`, { mode: 0o600 });
 
       const timeoutMs = this.params.bootTimeoutMs ?? (this.deps.accelerator === 'tcg' ? BOOT_TIMEOUT_MS.tcg : BOOT_TIMEOUT_MS.hardware);
       let port = 0;
@@ -133,7 +133,6 @@ export class Vm {
       rootfs: this.deps.image.rootfs,
       sessionDisk: this.params.sessionDisk,
       workspace: this.params.workspace,
-      mode: this.params.mode,
       sshPort: port,
       fwCfgFiles: files,
     };

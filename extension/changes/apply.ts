@@ -74,6 +74,20 @@ export async function resolveInside(workspace: string, rel: Buffer, createDirs: 
   return { dir: cur, name, target };
 }
 
+/** The host's bytes and mode for a change's path (null when absent or not a regular file), read through resolveInside. */
+export async function readHostEntry(workspace: string, rel: Buffer): Promise<{ data: Buffer; mode: number } | null> {
+  const r = await resolveInside(workspace, rel, false);
+  if (!r) return null;
+  const st = await lstatOrNull(r.target);
+  if (!st) return null;
+  const file = st.isSymbolicLink() ? await fs.stat(r.target) : st;
+  return file.isFile() ? { data: await fs.readFile(r.target), mode: file.mode & 0o7777 } : null;
+}
+
+export async function readHostFile(workspace: string, rel: Buffer): Promise<Buffer | null> {
+  return (await readHostEntry(workspace, rel))?.data ?? null;
+}
+
 async function writeAtomic(r: Resolved, data: Buffer, mode: number): Promise<void> {
   const tmp = join(r.dir, Buffer.concat([Buffer.from('.'), r.name.subarray(0, 100), Buffer.from(`.cowork-${randomBytes(4).toString('hex')}`)]));
   const fh = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode & 0o7777);

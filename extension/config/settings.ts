@@ -4,7 +4,10 @@
 // checks the two agree).
 import * as os from 'node:os';
 import { z } from 'zod';
-import { Accelerator, WorkspaceMode } from '../protocol/vmHost';
+import { Accelerator } from '../protocol/vmHost';
+
+/** review: changes wait for Accept; direct: written to the folder as each tool call ends (changes/direct.ts). */
+export const WorkspaceMode = z.enum(['review', 'direct']);
 
 const domainPattern = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/i;
 const Domain = z.string().regex(domainPattern, 'expected a host name like "registry.npmjs.org" or "*.pypi.org", optionally with ":port"');

@@ -24,7 +24,7 @@ export class GuestVm {
     this.files = new GuestFiles(conn);
   }
 
-  static async start(client: VmHostClient, params: Omit<VmStartParams, 'mode'> & Partial<Pick<VmStartParams, 'mode'>>): Promise<GuestVm> {
+  static async start(client: VmHostClient, params: VmStartParams): Promise<GuestVm> {
     const info = await client.request('vm.start', params);
     try {
       return await GuestVm.attach(client, info);

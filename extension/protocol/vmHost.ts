@@ -8,8 +8,6 @@ export const Accelerator = z.enum(['auto', 'kvm', 'hvf', 'whpx', 'tcg']);
 export type Accelerator = z.infer<typeof Accelerator>;
 export type ResolvedAccelerator = Exclude<Accelerator, 'auto'>;
 
-export const WorkspaceMode = z.enum(['review', 'direct']);
-export type WorkspaceMode = z.infer<typeof WorkspaceMode>;
 
 export const VmStartParams = z.object({
   vmId: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'vmId must be 1–64 letters, digits, _ or -'),
@@ -19,7 +17,6 @@ export const VmStartParams = z.object({
   memoryMiB: z.number().int().min(256).max(1024 * 1024),
   diskGiB: z.number().int().min(1).max(4096),
   accelerator: Accelerator,
-  mode: WorkspaceMode.default('review'),
   bootTimeoutMs: z.number().int().positive().optional(),
 });
 export type VmStartParams = z.infer<typeof VmStartParams>;

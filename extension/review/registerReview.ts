@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import type { Change } from '../changes/changeSet';
 import { Commands } from '../ids';
 import type { Task } from '../session/task';
+import { BEFORE_SCHEME, type AppliedState } from './appliedGroup';
 import { EMPTY_SCHEME, PROPOSED_SCHEME, ReviewController, type ChangeState } from './reviewController';
 
 export interface ReviewDeps {
@@ -76,10 +77,33 @@ export function registerReview(deps: ReviewDeps, reviews: Reviews): vscode.Dispo
   return [
     vscode.workspace.registerTextDocumentContentProvider(PROPOSED_SCHEME, proposed),
     vscode.workspace.registerTextDocumentContentProvider(EMPTY_SCHEME, { provideTextDocumentContent: () => '' }),
+    vscode.workspace.registerTextDocumentContentProvider(BEFORE_SCHEME, {
+      provideTextDocumentContent: async (uri) => {
+        const direct = reviews.get(uri.path.split('/')[1] ?? '')?.direct;
+        return direct ? direct.beforeText(uri.query) : '(this task is not loaded)';
+      },
+    }),
     vscode.commands.registerCommand(Commands.openDiff, async (taskId: string, pathB64: string) => {
       const c = reviews.get(taskId);
+      if (c?.direct?.has(pathB64)) return c.direct.openDiff(pathB64);
       const change = c?.find(pathB64);
       if (c && change) await c.openDiff(change);
+    }),
+    vscode.commands.registerCommand(Commands.revertFile, async (...args: unknown[]) => {
+      const states = args.flat().filter((a): a is Pick<AppliedState, 'applied' | 'taskId'> => typeof a === 'object' && a !== null && 'applied' in a && 'taskId' in a);
+      const c = states[0] ? reviews.get(states[0].taskId) : undefined;
+      if (!c?.direct || !states.length) return;
+      const names = states.map((s) => Buffer.from(s.applied.path, 'base64').toString('utf8'));
+      const ok = await vscode.window.showWarningMessage(`Revert ${names.length === 1 ? names[0]! : `${names.length} files`} to your version from before the task? The agent's change leaves your folder and its view.`, { modal: true }, 'Revert');
+      if (!ok) return;
+      for (const s of states) {
+        try {
+          await c.direct.revert(s.applied.path);
+        } catch (err) {
+          void vscode.window.showWarningMessage(`Cowork: cannot revert ${Buffer.from(s.applied.path, 'base64').toString('utf8')}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+      await c.refresh();
     }),
     vscode.commands.registerCommand(Commands.acceptFile, async (...args: unknown[]) => {
       const { controllerId, changes } = changesOf(args);
@@ -103,6 +127,23 @@ export function registerReview(deps: ReviewDeps, reviews: Reviews): vscode.Dispo
       if (!c) return void vscode.window.showInformationMessage('Cowork: no task has changes to discard.');
       const ok = await vscode.window.showWarningMessage(`Discard all ${c.count} change(s) of "${c.task.info.title}"? This cannot be undone.`, { modal: true }, 'Discard All');
       if (ok) await c.discard('all');
+    }),
+    vscode.commands.registerCommand(Commands.acceptSelectedRanges, async () => {
+      // In a diff editor the focused side may be either: use the agent's (right) side.
+      const editor = [vscode.window.activeTextEditor, ...vscode.window.visibleTextEditors].find((e) => e?.document.uri.scheme === PROPOSED_SCHEME);
+      if (!editor) return void vscode.window.showInformationMessage('Cowork: open a proposed change (its diff) and select the lines to accept.');
+      const uri = editor.document.uri;
+      const c = reviews.get(uri.path.split('/')[1] ?? '');
+      if (!c) return void vscode.window.showWarningMessage('Cowork: this task is not loaded any more.');
+      // a selection ending at column 0 of a line does not take that line (as in Git's Stage Selected Ranges)
+      const ranges = editor.selections.map((s) => ({ start: s.start.line, end: s.end.character === 0 && s.end.line > s.start.line ? s.end.line - 1 : s.end.line }));
+      try {
+        const r = await c.acceptRanges(uri.query, ranges);
+        if (r.applied === 0) void vscode.window.showInformationMessage(`Cowork: the selection touches none of the ${r.total} changed block(s); nothing was accepted.`);
+        else void vscode.window.showInformationMessage(`Cowork: accepted ${r.applied} of ${r.total} changed block(s); the rest stays proposed.`);
+      } catch (err) {
+        void vscode.window.showWarningMessage(`Cowork: ${err instanceof Error ? err.message : String(err)}`);
+      }
     }),
     vscode.commands.registerCommand(Commands.openTask, async (arg?: unknown) => {
       const c = await fromScm(arg);

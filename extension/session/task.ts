@@ -20,6 +20,8 @@ export interface TaskInfo {
   readonly id: string;
   readonly title: string;
   readonly createdAt: number;
+  /** fixed when the task is created: switching the setting never turns pending changes into applied ones */
+  readonly mode: 'review' | 'direct';
   readonly state: TaskState;
 }
 
@@ -52,6 +54,11 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
     const task = new Task(info, transcript, deps);
     if (transcript.all.length > 0) task.stateValue = 'idle';
     return task;
+  }
+
+  /** This task's folder in the extension's storage (transcript, direct-mode record). */
+  get storageDir(): string {
+    return path.join(this.deps.storageDir, 'tasks', this.info.id);
   }
 
   get state(): TaskState {
@@ -87,6 +94,8 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
       this.setState('booting');
       await this.vm.start(settings);
       if (ac.signal.aborted) {
+        // stopped (or cancelled from the progress notification) while the VM booted: it is not needed
+        await this.vm.stop().catch(() => undefined);
         this.setState('stopped');
         return 'stopped';
       }
@@ -98,7 +107,7 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
         maxTokens: settings['agent.maxTokens'],
         tokenBudget: settings['agent.tokenBudget'],
         commandTimeoutMs: settings['agent.commandTimeoutSeconds'] * 1000,
-        system: systemPrompt({ allowedDomains: settings['network.allowedDomains'], mode: settings['workspace.mode'], workspaceName: path.basename(this.deps.workspace) }),
+        system: systemPrompt({ allowedDomains: settings['network.allowedDomains'], mode: this.info.mode, workspaceName: path.basename(this.deps.workspace) }),
         tools: AGENT_TOOLS,
         transcript: this.transcript,
         sandbox: () => {

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { TurnOutcome } from '../agent/loop';
 import { Task, type TaskDeps, type TaskInfo } from './task';
 
-const Index = z.array(z.object({ id: z.string().regex(/^[a-z0-9]{6,32}$/), title: z.string(), createdAt: z.number() }));
+const Index = z.array(z.object({ id: z.string().regex(/^[a-z0-9]{6,32}$/), title: z.string(), createdAt: z.number(), mode: z.enum(['review', 'direct']).default('review') }));
 
 export class TaskManager extends EventEmitter<{ changed: [] }> {
   private readonly tasks = new Map<string, Task>();
@@ -59,7 +59,7 @@ export class TaskManager extends EventEmitter<{ changed: [] }> {
   /** Creates a task and starts it (or queues it when cowork.maxParallelTasks are running). */
   async create(prompt: string): Promise<{ task: Task; done: Promise<TurnOutcome> }> {
     const title = prompt.trim().split('\n')[0]!.slice(0, 80) || 'Untitled task';
-    const task = await Task.open({ id: randomBytes(6).toString('hex'), title, createdAt: Date.now() }, this.deps);
+    const task = await Task.open({ id: randomBytes(6).toString('hex'), title, createdAt: Date.now(), mode: this.deps.settings()['workspace.mode'] }, this.deps);
     this.adopt(task);
     await this.save();
     this.emit('changed');

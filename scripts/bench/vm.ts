@@ -25,7 +25,7 @@ async function bareBoot(accelerator: 'tcg' | 'kvm' | 'hvf' | 'whpx', tmp: string
   await new Promise<void>((res, rej) => spawn('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '1G']).on('close', (c) => (c === 0 ? res() : rej(new Error('qemu-img')))));
   const argv = qemuArgv({
     qemuBinary: image.qemuBinary, accelerator, cpus: resources.cpus, memoryMiB: resources.memoryMiB, kernel: image.kernel, kernelFormat: image.kernelFormat,
-    initrd: image.initrd, rootfs: image.rootfs, sessionDisk: disk, workspace: tmp, mode: 'review', sshPort: await freePort(), fwCfgFiles: {}, extraCmdline: 'cowork.bare',
+    initrd: image.initrd, rootfs: image.rootfs, sessionDisk: disk, workspace: tmp, sshPort: await freePort(), fwCfgFiles: {}, extraCmdline: 'cowork.bare',
   });
   const t0 = performance.now();
   return new Promise((resolve, reject) => {

@@ -28,9 +28,13 @@ describe('package.json', () => {
     }
   });
 
-  it('hides internal commands from the palette', () => {
-    for (const id of Object.values(Commands).filter((c) => c.includes('.internal.') || c.startsWith('cowork.review.'))) {
+  it('hides internal commands from the palette, and shows review commands only where they apply', () => {
+    for (const id of Object.values(Commands).filter((c) => c.includes('.internal.'))) {
       assert.ok(pkg.contributes.menus.commandPalette.some((m) => m.command === id && m.when === 'false'), id);
+    }
+    // review commands act on an SCM resource, or (partial accept) on an open proposed diff
+    for (const id of Object.values(Commands).filter((c) => c.startsWith('cowork.review.'))) {
+      assert.ok(pkg.contributes.menus.commandPalette.some((m) => m.command === id && (m.when === 'false' || m.when === 'resourceScheme == cowork-proposed')), id);
     }
   });
 

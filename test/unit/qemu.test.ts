@@ -15,7 +15,6 @@ const config: MachineConfig = {
   rootfs: '/c/rootfs.squashfs',
   sessionDisk: '/s/a.qcow2',
   workspace: '/home/me/my,project',
-  mode: 'review',
   sshPort: 40022,
   fwCfgFiles: { host_key: '/r/host_key' },
 };
@@ -28,9 +27,8 @@ describe('qemu argv', () => {
     assert.deepEqual(net, ['user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22']);
   });
 
-  it('shares the workspace read-only in review mode and read-write in direct mode, escaping commas', () => {
+  it('shares the workspace read-only (in both workspace modes), escaping commas', () => {
     assert.deepEqual(optionAfter(qemuArgv(config), '-fsdev'), ['local,id=ws,path=/home/me/my,,project,security_model=none,readonly=on']);
-    assert.deepEqual(optionAfter(qemuArgv({ ...config, mode: 'direct' }), '-fsdev'), ['local,id=ws,path=/home/me/my,,project,security_model=none']);
   });
 
   it('uses the accelerator asked for, with the host CPU only under hardware acceleration', () => {

@@ -22,7 +22,7 @@ export async function tempDir(prefix: string): Promise<{ dir: string; dispose():
   return { dir, dispose: () => rm(dir, { recursive: true, force: true }) };
 }
 
-export async function bootGuest(client: VmHostClient, workspace: string, sessionDir: string, vmId: string, extra: { mode?: 'review' | 'direct'; diskGiB?: number } = {}): Promise<GuestVm> {
+export async function bootGuest(client: VmHostClient, workspace: string, sessionDir: string, vmId: string, extra: { diskGiB?: number } = {}): Promise<GuestVm> {
   return GuestVm.start(client, { vmId, workspace, sessionDisk: path.join(sessionDir, `${vmId}.qcow2`), accelerator: 'auto', ...vmResources(), ...extra });
 }
 

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { applyChange, isConflicted } from '../../extension/changes/apply';
 import { discardInGuest, readChangeSet, type Change } from '../../extension/changes/changeSet';
+import { applyDirectly, DirectRecord, revertDirect } from '../../extension/changes/direct';
 import { readProposed, readProposedBatch } from '../../extension/changes/readBatch';
 import { GuestVm } from '../../extension/guest/guestVm';
 import { GuestSandbox } from '../../extension/guest/sandbox';
@@ -214,5 +215,43 @@ describe('review: accept and discard', () => {
     const cs = await readChangeSet(vm);
     assert.equal(find(cs, 'survivor.txt')?.kind, 'added');
     assert.equal((await readProposed(vm, Buffer.from('survivor.txt'))).toString(), 'survived\n');
+  });
+});
+
+describe('review: direct mode', () => {
+  it('writes the agent\'s changes to the workspace at once, keeps the person\'s versions, and reverts them', async () => {
+    await discardInGuest(vm, 'all');
+    const before = await snapshot(ws);
+    const recordDir = path.join(root.dir, 'direct');
+    const record = await DirectRecord.open(recordDir);
+    const r0 = await sb.run('echo direct > keep.txt && echo fresh > direct-new.txt && rm dir/nested.txt && ln -s /etc/shadow direct-evil');
+    assert.equal(r0.code, 0, r0.stderr.toString());
+    const r = await applyDirectly(vm, ws, record, (await readChangeSet(vm)).changes);
+    assert.deepEqual(r.applied.map((c) => c.display).sort(), ['dir/nested.txt', 'direct-new.txt', 'keep.txt']);
+    assert.deepEqual(r.refused.map((x) => x.change.display), ['direct-evil'], 'a symlink out of the workspace is refused in direct mode too');
+    assert.equal(await readFile(path.join(ws, 'keep.txt'), 'utf8'), 'direct\n');
+    assert.equal(await readFile(path.join(ws, 'direct-new.txt'), 'utf8'), 'fresh\n');
+    await assert.rejects(lstat(path.join(ws, 'dir/nested.txt')), /ENOENT/);
+    await assert.rejects(lstat(path.join(ws, 'direct-evil')), /ENOENT/);
+    assert.deepEqual((await readChangeSet(vm)).changes.map((c) => c.display), ['direct-evil'], 'what was applied leaves the change set');
+
+    // the record survives a reload and holds the person's versions
+    const reopened = await DirectRecord.open(recordDir);
+    assert.deepEqual(reopened.all().map((e) => Buffer.from(e.path, 'base64').toString()).sort(), ['dir/nested.txt', 'direct-new.txt', 'keep.txt']);
+    const keep = reopened.get(Buffer.from('keep.txt').toString('base64'))!;
+    assert.equal((await reopened.before(keep))?.toString(), 'keep\n');
+    assert.equal(reopened.get(Buffer.from('direct-new.txt').toString('base64'))!.before, null);
+
+    // a second change to the same file keeps the first "before"
+    await sb.run('echo again > keep.txt');
+    await applyDirectly(vm, ws, reopened, (await readChangeSet(vm)).changes);
+    assert.equal(await readFile(path.join(ws, 'keep.txt'), 'utf8'), 'again\n');
+    assert.equal((await reopened.before(reopened.get(keep.path)!))?.toString(), 'keep\n');
+
+    // revert everything: the host is back byte-for-byte, and the agent sees the host's versions
+    for (const e of reopened.all()) await revertDirect(vm, ws, reopened, e.path);
+    assert.deepEqual(await snapshot(ws), before);
+    assert.equal(reopened.all().length, 0);
+    assert.equal((await vm.sh('cat /workspace/keep.txt /workspace/dir/nested.txt; test -e /workspace/direct-new.txt || echo gone')).stdout.toString(), 'keep\nnested\ngone\n');
   });
 });

@@ -1,6 +1,6 @@
 // What a hypervisor driver must offer. Callers branch on capabilities, not on the driver's name
 // (after Lima's pkg/driver), so Virtualization.framework or Firecracker can join later.
-import type { ResolvedAccelerator, WorkspaceMode } from '../../extension/protocol/vmHost';
+import type { ResolvedAccelerator } from '../../extension/protocol/vmHost';
 
 export interface DriverCapabilities {
   /** host↔guest stream without a NIC (vhost-vsock, VZ) */
@@ -21,7 +21,6 @@ export interface MachineConfig {
   readonly rootfs: string;
   readonly sessionDisk: string;
   readonly workspace: string;
-  readonly mode: WorkspaceMode;
   readonly sshPort: number;
   /** fw_cfg blobs: name under opt/cowork/ → host file */
   readonly fwCfgFiles: Readonly<Record<string, string>>;

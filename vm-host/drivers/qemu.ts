@@ -33,7 +33,7 @@ export function qemuArgv(c: MachineConfig): string[] {
     '-device', 'virtio-blk-pci,drive=root',
     '-drive', `file=${escapeOpt(c.sessionDisk)},format=qcow2,if=none,id=session,cache=writeback,discard=unmap`,
     '-device', 'virtio-blk-pci,drive=session',
-    '-fsdev', `local,id=ws,path=${escapeOpt(c.workspace)},security_model=none${c.mode === 'review' ? ',readonly=on' : ''}`,
+    '-fsdev', `local,id=ws,path=${escapeOpt(c.workspace)},security_model=none,readonly=on`, // read-only in both workspace modes (extension/changes/direct.ts)
     '-device', 'virtio-9p-pci,fsdev=ws,mount_tag=workspace',
     // restrict=on: the guest can open no connection out; only the forwarded sshd port comes in.
     '-netdev', `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${c.sshPort}-:22`,

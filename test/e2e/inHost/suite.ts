@@ -39,9 +39,10 @@ export function registerSuite(): void {
       assert.deepEqual(missing, []);
     });
 
-    it('runs a delegated task, shows its change for review, and Accept All writes the real file', async () => {
+    it('runs a delegated task, accepts selected lines from the diff editor, and Accept All writes the rest', async () => {
       model.play(
         say(text('Editing.'), toolUse('str_replace_based_edit_tool', { command: 'str_replace', path: '/workspace/slugify.py', old_str: 'Hello, World!', new_str: 'Hello, Cowork!' })),
+        say(toolUse('str_replace_based_edit_tool', { command: 'str_replace', path: '/workspace/slugify.py', old_str: 'import re\n', new_str: 'import re  # regular expressions\n' })),
         say(toolUse('bash', { command: 'echo note > NOTES.md' })),
         say(text('Done.')),
       );
@@ -54,14 +55,37 @@ export function registerSuite(): void {
       const review = api.review(id)!;
       await review.refresh();
       assert.deepEqual(review.all.map((c) => `${c.kind} ${c.display}`).sort(), ['added NOTES.md', 'modified slugify.py']);
-      assert.doesNotMatch(readFileSync(path.join(ws(), 'slugify.py'), 'utf8'), /Cowork/, 'nothing is written before accept');
+      const host = path.join(ws(), 'slugify.py');
+      assert.doesNotMatch(readFileSync(host, 'utf8'), /Cowork|regular expressions/, 'nothing is written before accept');
 
-      // discard one through its command, accept the rest through Accept All
+      // the panel's view of the changes: a unified diff per text file
+      const views = await review.views();
+      const slug = views.find((v) => v.display === 'slugify.py')!;
+      assert.deepEqual([slug.added, slug.removed], [2, 2]);
+      assert.ok(slug.lines.includes('+    print(slugify("Hello, Cowork!"))'), slug.lines.join('\n'));
+
+      // partial accept: open the diff, select the greeting line on the agent's side, accept it
+      const change = review.all.find((c) => c.display === 'slugify.py')!;
+      await vscode.commands.executeCommand('cowork.internal.openDiff', id, change.path.toString('base64'));
+      await waitFor(() => vscode.window.visibleTextEditors.some((e) => e.document.uri.scheme === 'cowork-proposed' && e.document.getText().includes('Hello, Cowork!')), 30_000);
+      const proposed = vscode.window.visibleTextEditors.find((e) => e.document.uri.scheme === 'cowork-proposed')!;
+      const line = proposed.document.getText().split('\n').findIndex((l) => l.includes('Hello, Cowork!'));
+      proposed.selection = new vscode.Selection(line, 0, line, 5);
+      await vscode.commands.executeCommand('cowork.review.acceptSelectedRanges');
+      const partly = readFileSync(host, 'utf8');
+      assert.match(partly, /Hello, Cowork!/, 'the selected hunk reached the host file');
+      assert.doesNotMatch(partly, /regular expressions/, 'the hunk outside the selection did not');
+      assert.deepEqual(review.all.map((c) => c.display).sort(), ['NOTES.md', 'slugify.py'], 'the rest of the file is still proposed');
+      await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+
+      // discard one through the review, accept the rest through Accept All
       const notes = review.all.find((c) => c.display === 'NOTES.md')!;
       await review.discard([notes]);
       assert.deepEqual(review.all.map((c) => c.display), ['slugify.py']);
       await vscode.commands.executeCommand('cowork.acceptAll', id);
-      assert.match(readFileSync(path.join(ws(), 'slugify.py'), 'utf8'), /Hello, Cowork!/);
+      const after = readFileSync(host, 'utf8');
+      assert.match(after, /Hello, Cowork!/);
+      assert.match(after, /import re {2}# regular expressions/);
       assert.throws(() => readFileSync(path.join(ws(), 'NOTES.md')), /ENOENT/);
       assert.equal(review.count, 0, 'the change set is empty once accepted');
       await task.vm.stop();
