@@ -2,7 +2,9 @@
 import * as path from 'node:path';
 import { buildWithImage, ensureApt, ensureNpm, ROOT, runNode } from './setup.mjs';
 
-ensureApt(['vm']);
+ensureApt(['vm', 'e2e']);
 ensureNpm();
 buildWithImage();
-for (const bench of ['vm', 'sandbox', 'agent', 'review']) runNode(['--import', 'tsx', path.join(ROOT, 'scripts', 'bench', `${bench}.ts`)]);
+const { ensureCodeServer } = await import('./e2e/codeServer.mjs');
+ensureCodeServer();
+for (const bench of ['vm', 'sandbox', 'agent', 'review', 'workbench']) runNode(['--import', 'tsx', path.join(ROOT, 'scripts', 'bench', `${bench}.ts`)]);

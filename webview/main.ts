@@ -1,7 +1,14 @@
-// The Cowork side panel: the task list, the selected task's streaming transcript, its VM and its
-// blocked network requests. Plain DOM; components come from ./ui; state comes from the host only.
-import { HostToWebview, type TaskSummary, type VmStatusView, type WebviewToHost } from '../extension/protocol/webview';
-import { button, divider, progressRing, registerComponents, tag, textArea, textField } from './ui';
+// The Cowork side panel: the task list, the selected task's streaming transcript, its changes (as
+// diffs), its VM and its blocked network requests. Plain DOM; components come from ./ui; state
+// comes from the host only.
+//
+// The page is built once and updated in place: the prompt and follow-up boxes keep what the person
+// is typing while events stream in, and the transcript re-renders only the items that changed
+// (keyed by item), showing the latest WINDOW items with a button for earlier ones, so a 5,000-event
+// task stays smooth. Updates are batched to one per animation frame.
+import { HostToWebview, type ChangeView, type TaskSummary, type VmStatusView, type VmUsageView, type WebviewToHost } from '../extension/protocol/webview';
+import { button, divider, iconButton, progressRing, registerComponents, tag, textArea, textField } from './ui';
+import { highlight, languageForFile } from './view/highlight';
 import { renderMarkdown } from './view/markdown';
 import { applyEvent, applyTextDelta, applyToolOutput, applyToolStart, describeTool, emptyView, type Item, type TaskView } from './view/transcriptModel';
 
@@ -9,8 +16,8 @@ declare function acquireVsCodeApi(): { postMessage(msg: unknown): void; getState
 const vscode = acquireVsCodeApi();
 const send = (msg: WebviewToHost): void => vscode.postMessage(msg);
 
-registerComponents();
-const app = document.getElementById('app')!;
+/** How many transcript items are in the page at once; "Show earlier" adds as many again. */
+const WINDOW = 200;
 
 interface PanelState {
   vm: VmStatusView;
@@ -21,11 +28,13 @@ interface PanelState {
   selected: string | null;
   view: TaskView;
   taskVm: VmStatusView | null;
+  usage: VmUsageView | null;
+  changes: ChangeView[];
   blocked: { host: string; port: number; reason?: string }[];
   lastCommand?: { command: string; output: string; exit: string };
 }
 const saved = vscode.getState() as { selected?: string | null } | undefined;
-const state: PanelState = { vm: { state: 'stopped' }, trusted: true, settingsProblem: null, scripted: false, tasks: [], selected: saved?.selected ?? null, view: emptyView(), taskVm: null, blocked: [] };
+const state: PanelState = { vm: { state: 'stopped' }, trusted: true, settingsProblem: null, scripted: false, tasks: [], selected: saved?.selected ?? null, view: emptyView(), taskVm: null, usage: null, changes: [], blocked: [] };
 
 const STATE_LABEL: Record<VmStatusView['state'], string> = { stopped: 'VM stopped', booting: 'VM booting…', ready: 'VM ready', stopping: 'VM stopping…', failed: 'VM failed' };
 const TASK_LABEL: Record<TaskSummary['state'], string> = { queued: 'queued', booting: 'booting VM', running: 'running', idle: 'waiting for review', failed: 'failed', stopped: 'stopped' };
@@ -38,15 +47,103 @@ function el<K extends keyof HTMLElementTagNameMap>(tagName: K, cls?: string, tex
 }
 
 function age(ms: number): string {
-  const s = Math.round((Date.now() - ms) / 1000);
-  return s < 60 ? `${s}s` : s < 3600 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 60 ? `${s}s` : s < 3600 ? `${Math.round(s / 60)}m` : s < 86400 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86400)}d`;
 }
 
-/** The model's Markdown (rendered without raw HTML and with only http(s)/mailto links). */
-function richText(text: string): HTMLElement {
-  const box = el('div', 'md');
-  box.innerHTML = renderMarkdown(text);
-  return box;
+function bytes(n: number): string {
+  return n < 1024 * 1024 ? `${Math.round(n / 1024)} KiB` : n < 1024 ** 3 ? `${(n / 1024 / 1024).toFixed(0)} MiB` : `${(n / 1024 ** 3).toFixed(1)} GiB`;
+}
+
+/** Buttons inside a <summary> must not also open or close its <details>. */
+function inert(...children: HTMLElement[]): HTMLElement {
+  const span = el('span', 'actions');
+  span.append(...children);
+  span.addEventListener('click', (e) => e.preventDefault());
+  return span;
+}
+
+// ---- the page, built once ----------------------------------------------------------------------
+
+registerComponents();
+const app = document.getElementById('app')!;
+const notices = el('div', 'notices');
+const newTask = el('section', 'new-task');
+const prompt = textArea({ placeholder: 'Describe a task for Claude…', id: 'prompt' });
+const delegate = (): void => {
+  const text = prompt.value.trim();
+  if (!text) return;
+  send({ type: 'delegate', prompt: text });
+  prompt.value = '';
+};
+prompt.addEventListener('keydown', (e) => (e.ctrlKey || e.metaKey) && e.key === 'Enter' && delegate());
+newTask.append(prompt, button('Delegate', { icon: 'send', id: 'delegate', onClick: delegate }));
+const taskList = el('ul', 'tasks');
+taskList.setAttribute('aria-label', 'Tasks');
+
+const taskView = el('section', 'task-view');
+const strip = el('div', 'row status-strip');
+const vmNote = el('div');
+const plan = el('ol', 'plan');
+plan.setAttribute('aria-label', 'Plan');
+const blocked = el('div', 'blocked');
+const changes = el('details', 'changes');
+changes.open = true;
+const earlier = el('button', 'link earlier');
+earlier.addEventListener('click', () => {
+  windowSize += WINDOW;
+  scheduleRender();
+});
+const transcript = el('div', 'transcript');
+transcript.id = 'transcript';
+transcript.setAttribute('aria-live', 'polite');
+const followBox = el('div', 'follow-up');
+const follow = textArea({ placeholder: 'Follow up… (Ctrl+Enter to send)', id: 'follow-up', rows: 2 });
+const sendFollowUp = (): void => {
+  const text = follow.value.trim();
+  if (!text || !state.selected) return;
+  send({ type: 'followUp', taskId: state.selected, text });
+  follow.value = '';
+};
+follow.addEventListener('keydown', (e) => (e.ctrlKey || e.metaKey) && e.key === 'Enter' && sendFollowUp());
+followBox.append(follow, button('Send', { icon: 'send', id: 'send-follow-up', onClick: sendFollowUp }));
+taskView.append(strip, vmNote, plan, blocked, changes, earlier, transcript, followBox);
+
+const vmBox = el('details', 'vm');
+const vmSummary = el('summary');
+const vmLabel = el('span', 'vm-state');
+vmLabel.id = 'vm-state';
+vmSummary.append(vmLabel);
+const vmButtons = el('div', 'row');
+const command = textField({ placeholder: 'Run a command in the sandbox (e.g. uname -a)', id: 'command' });
+command.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && command.value.trim()) send({ type: 'runCommand', command: command.value.trim() });
+});
+const commandOutput = el('pre', 'output');
+vmBox.append(vmSummary, vmButtons, command, commandOutput);
+
+const dividers = [divider(), divider()];
+app.append(notices, newTask, taskList, dividers[0]!, taskView, dividers[1]!, vmBox);
+
+// ---- the transcript, keyed by item ---------------------------------------------------------------
+
+let windowSize = WINDOW;
+const rendered = new WeakMap<Item, { el: HTMLElement; sig: string }>();
+/** tool cards the person opened or closed by hand (by tool id) */
+const toggled = new Map<string, boolean>();
+
+/** What about an item can still change; an item is re-rendered only when this does. */
+function signature(item: Item): string {
+  switch (item.kind) {
+    case 'assistant':
+      return `${item.live ? 'live' : 'done'}:${item.text.length}`;
+    case 'tool':
+      return `${item.card.running}:${item.card.output.length}:${item.card.result ? 'r' : ''}`;
+    case 'user':
+    case 'error':
+    case 'stopped':
+      return '';
+  }
 }
 
 function renderItem(item: Item): HTMLElement {
@@ -54,8 +151,8 @@ function renderItem(item: Item): HTMLElement {
     case 'user':
       return el('div', 'msg user', item.text);
     case 'assistant': {
-      const d = richText(item.text);
-      d.classList.add('msg', 'assistant');
+      const d = el('div', 'md msg assistant');
+      d.innerHTML = renderMarkdown(item.text); // no raw HTML, only http(s)/mailto links (./view/markdown)
       if (item.live) d.classList.add('live');
       return d;
     }
@@ -76,7 +173,11 @@ function renderItem(item: Item): HTMLElement {
       det.append(sum);
       const body = c.result ? c.result.content : c.output;
       if (body) det.append(el('pre', 'output', body));
-      if (c.running) det.open = true;
+      // running cards are open; finished ones closed, unless the person chose otherwise
+      det.open = toggled.get(c.id) ?? c.running;
+      det.addEventListener('toggle', () => {
+        if (det.open !== (toggled.get(c.id) ?? c.running)) toggled.set(c.id, det.open);
+      });
       return det;
     }
     case 'error': {
@@ -90,112 +191,212 @@ function renderItem(item: Item): HTMLElement {
   }
 }
 
-function renderTaskList(): HTMLElement {
-  const list = el('ul', 'tasks');
-  list.setAttribute('aria-label', 'Tasks');
-  for (const t of state.tasks) {
-    const li = el('li', `task-item ${t.id === state.selected ? 'selected' : ''}`);
-    li.tabIndex = 0;
-    li.setAttribute('role', 'button');
-    li.dataset.taskId = t.id;
-    li.append(el('span', 'task-title', t.title), el('span', `badge state-${t.state}`, TASK_LABEL[t.state]), el('span', 'muted', age(t.createdAt)));
-    const select = (): void => send({ type: 'selectTask', taskId: t.id });
-    li.addEventListener('click', select);
-    li.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && select());
-    list.append(li);
-  }
-  return list;
-}
-
-function renderSelected(task: TaskSummary): HTMLElement {
-  const sec = el('section', 'task-view');
-  sec.setAttribute('aria-label', `Task ${task.title}`);
-  const strip = el('div', 'row status-strip');
-  const vm = state.taskVm ?? { state: 'stopped' as const };
-  const vmLabel = el('span', `vm-state state-${vm.state}`, STATE_LABEL[vm.state]);
-  vmLabel.id = 'task-vm-state';
-  strip.append(vmLabel);
-  if (vm.accelerator) strip.append(tag(vm.accelerator));
-  const t = state.view.tokens;
-  strip.append(el('span', 'muted', `${(t.input + t.cacheWrite + t.cacheRead).toLocaleString()} in · ${t.output.toLocaleString()} out · ~$${state.view.costUsd.toFixed(3)}`));
-  const running = task.state === 'running' || task.state === 'booting' || task.state === 'queued';
-  if (running) strip.append(button('Stop', { icon: 'debug-stop', secondary: true, id: 'stop-task', onClick: () => send({ type: 'stopTask', taskId: task.id }) }));
-  sec.append(strip);
-  if (vm.state === 'booting' && vm.imageProgress && vm.imageProgress.fraction < 1) sec.append(el('p', 'muted', `${vm.imageProgress.message} (${Math.round(vm.imageProgress.fraction * 100)}%)`));
-  if (vm.state === 'failed' && vm.detail) sec.append(el('p', 'error', vm.detail));
-
-  if (state.view.plan.length) {
-    const plan = el('ol', 'plan');
-    plan.setAttribute('aria-label', 'Plan');
-    for (const p of state.view.plan) plan.append(el('li', `plan-${p.status}`, `${p.status === 'completed' ? '✓' : p.status === 'in_progress' ? '▶' : '○'} ${p.content}`));
-    sec.append(plan);
-  }
-  if (state.blocked.length) {
-    const b = el('div', 'blocked');
-    b.append(el('div', 'muted', 'Blocked network requests:'));
-    const seen = new Set<string>();
-    for (const r of state.blocked.slice(-10)) {
-      const row = el('div', 'row blocked-item');
-      row.append(el('span', '', `${r.host}:${r.port}${r.reason ? ` — ${r.reason}` : ''}`));
-      if (!seen.has(r.host) && !/model API/.test(r.reason ?? '')) {
-        seen.add(r.host);
-        row.append(button('Allow for this task', { secondary: true, onClick: () => send({ type: 'allowDomain', taskId: task.id, host: r.host }) }));
-      }
-      b.append(row);
+function renderTranscript(): void {
+  const items = state.view.items;
+  const start = Math.max(0, items.length - windowSize);
+  earlier.hidden = start === 0;
+  earlier.textContent = `Show ${Math.min(start, WINDOW)} earlier of ${start} hidden events`;
+  const wanted: HTMLElement[] = [];
+  for (let i = start; i < items.length; i++) {
+    const item = items[i]!;
+    const sig = signature(item);
+    let r = rendered.get(item);
+    if (!r || r.sig !== sig) {
+      const fresh = renderItem(item);
+      r?.el.replaceWith(fresh);
+      r = { el: fresh, sig };
+      rendered.set(item, r);
     }
-    sec.append(b);
+    wanted.push(r.el);
   }
-  const transcript = el('div', 'transcript');
-  transcript.id = 'transcript';
-  transcript.setAttribute('aria-live', 'polite');
-  for (const item of state.view.items) transcript.append(renderItem(item));
-  sec.append(transcript);
-  if (!running) {
-    const follow = textArea({ placeholder: 'Follow up…', id: 'follow-up', rows: 2 });
-    sec.append(follow, button('Send', { icon: 'send', id: 'send-follow-up', onClick: () => follow.value.trim() && send({ type: 'followUp', taskId: task.id, text: follow.value.trim() }) }));
-  }
-  return sec;
+  const kids = transcript.children;
+  if (kids.length !== wanted.length || wanted.some((w, i) => kids[i] !== w)) transcript.replaceChildren(...wanted);
 }
 
-function render(): void {
-  vscode.setState({ selected: state.selected });
-  app.replaceChildren();
-  if (state.scripted) app.append(el('p', 'notice', 'Scripted demo: answers come from a local script, not from a model.'));
-  if (!state.trusted) {
-    app.append(el('p', 'notice', 'Cowork runs nothing in an untrusted workspace. Trust this folder to delegate tasks.'));
-    return;
-  }
-  if (state.settingsProblem) app.append(el('p', 'error', `Settings problem: ${state.settingsProblem}`));
-  const newTask = el('section', 'new-task');
-  const prompt = textArea({ placeholder: 'Describe a task for Claude…', id: 'prompt' });
-  newTask.append(prompt, button('Delegate', { icon: 'send', id: 'delegate', onClick: () => prompt.value.trim() && send({ type: 'delegate', prompt: prompt.value.trim() }) }));
-  app.append(newTask);
-  if (state.tasks.length) app.append(renderTaskList());
-  const selected = state.tasks.find((t) => t.id === state.selected);
-  if (selected) app.append(divider(), renderSelected(selected));
-  app.append(divider(), renderWorkspaceVm());
+// ---- the other regions, small enough to rebuild ---------------------------------------------------
+
+function renderTaskList(): void {
+  taskList.hidden = state.tasks.length === 0;
+  taskList.replaceChildren(
+    ...state.tasks.map((t) => {
+      const li = el('li', `task-item ${t.id === state.selected ? 'selected' : ''}`);
+      li.tabIndex = 0;
+      li.setAttribute('role', 'button');
+      li.setAttribute('aria-current', String(t.id === state.selected));
+      li.dataset.taskId = t.id;
+      li.append(el('span', 'task-title', t.title));
+      if (t.mode === 'direct') li.append(tag('direct'));
+      if (t.changes) li.append(el('span', 'muted changes-count', `${t.changes} change${t.changes === 1 ? '' : 's'}`));
+      li.append(el('span', `badge state-${t.state}`, TASK_LABEL[t.state]), el('span', 'muted', age(t.createdAt)));
+      const select = (): void => send({ type: 'selectTask', taskId: t.id });
+      li.addEventListener('click', select);
+      li.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && select());
+      return li;
+    }),
+  );
 }
 
-function renderWorkspaceVm(): HTMLElement {
-  const vm = el('details', 'vm');
+function renderStrip(task: TaskSummary): void {
+  const vm = state.taskVm ?? { state: 'stopped' as const };
+  const vmState = el('span', `vm-state state-${vm.state}`, STATE_LABEL[vm.state]);
+  vmState.id = 'task-vm-state';
+  const parts: HTMLElement[] = [vmState];
+  if (vm.accelerator) parts.push(tag(vm.accelerator));
+  const u = state.usage;
+  if (u && vm.state === 'ready') {
+    const bits = [u.cpuPercent !== undefined ? `cpu ${Math.round(u.cpuPercent)}%` : '', u.rssBytes !== undefined ? `mem ${bytes(u.rssBytes)}` : '', u.diskBytes !== undefined ? `disk ${bytes(u.diskBytes)}` : ''].filter(Boolean);
+    const usage = el('span', 'muted', bits.join(' · '));
+    usage.id = 'task-vm-usage';
+    usage.title = 'CPU (100% = one core), resident memory and session disk of this task\'s VM';
+    parts.push(usage);
+  }
+  const t = state.view.tokens;
+  parts.push(el('span', 'muted', `${(t.input + t.cacheWrite + t.cacheRead).toLocaleString()} in · ${t.output.toLocaleString()} out · ~$${state.view.costUsd.toFixed(3)}`));
+  if (state.changes.length) {
+    const link = el('button', 'link', `${state.changes.length} change${state.changes.length === 1 ? '' : 's'}`);
+    link.id = 'reveal-changes';
+    link.title = 'Show them in the Source Control view';
+    link.addEventListener('click', () => send({ type: 'revealChanges', taskId: task.id }));
+    parts.push(link);
+  }
+  if (isRunning(task)) parts.push(button('Stop', { icon: 'debug-stop', secondary: true, id: 'stop-task', onClick: () => send({ type: 'stopTask', taskId: task.id }) }));
+  strip.replaceChildren(...parts);
+
+  vmNote.replaceChildren();
+  if (vm.state === 'booting' && vm.imageProgress && vm.imageProgress.fraction < 1) vmNote.append(el('p', 'muted', `${vm.imageProgress.message} (${Math.round(vm.imageProgress.fraction * 100)}%)`));
+  if (vm.state === 'failed' && vm.detail) vmNote.append(el('p', 'error', vm.detail));
+}
+
+function renderPlan(): void {
+  plan.hidden = state.view.plan.length === 0;
+  plan.replaceChildren(...state.view.plan.map((p) => el('li', `plan-${p.status}`, `${p.status === 'completed' ? '✓' : p.status === 'in_progress' ? '▶' : '○'} ${p.content}`)));
+}
+
+function renderBlocked(task: TaskSummary): void {
+  blocked.hidden = state.blocked.length === 0;
+  const rows: HTMLElement[] = [el('div', 'muted', 'Blocked network requests:')];
+  const seen = new Set<string>();
+  for (const r of state.blocked.slice(-10)) {
+    const row = el('div', 'row blocked-item');
+    row.append(el('span', '', `${r.host}:${r.port}${r.reason ? ` — ${r.reason}` : ''}`));
+    if (!seen.has(r.host) && !/model API/.test(r.reason ?? '')) {
+      seen.add(r.host);
+      row.append(button('Allow for this task', { secondary: true, onClick: () => send({ type: 'allowDomain', taskId: task.id, host: r.host }) }));
+    }
+    rows.push(row);
+  }
+  blocked.replaceChildren(...rows);
+}
+
+/** diffs the person opened or closed by hand (by path) */
+const diffOpen = new Map<string, boolean>();
+let changesKey = '';
+
+function diffBody(file: ChangeView): HTMLElement {
+  const pre = el('pre', 'diff');
+  const lang = languageForFile(file.display);
+  for (const line of file.lines) {
+    const kind = line.startsWith('@@') ? 'hunk' : line[0] === '+' ? 'add' : line[0] === '-' ? 'del' : 'ctx';
+    const row = el('span', `diff-line ${kind}`);
+    if (kind === 'hunk') row.textContent = line;
+    else {
+      row.append(el('span', 'sign', line[0] ?? ' '));
+      const code = el('span', 'code');
+      const coloured = highlight(line.slice(1), lang);
+      if (coloured === undefined) code.textContent = line.slice(1);
+      else code.innerHTML = coloured; // escaped by highlight.js
+      row.append(code);
+    }
+    pre.append(row, document.createTextNode('\n'));
+  }
+  if (file.truncated) pre.append(el('span', 'muted', '… (more in the diff editor)'));
+  return pre;
+}
+
+function renderChanges(task: TaskSummary): void {
+  // rebuilding resets scroll and focus inside the diffs: only when they changed
+  const key = JSON.stringify([task.id, state.changes]);
+  if (key === changesKey) return;
+  changesKey = key;
+  changes.hidden = state.changes.length === 0;
   const sum = el('summary');
-  const label = el('span', `vm-state state-${state.vm.state}`, `Workspace ${STATE_LABEL[state.vm.state]}`);
-  label.id = 'vm-state';
-  sum.append(label);
-  vm.append(sum);
+  const pending = state.changes.filter((f) => !f.applied).length;
+  const applied = state.changes.length - pending;
+  sum.append(el('span', 'section-title', applied ? `Changed in your folder (${applied})${pending ? ` · not applied (${pending})` : ''}` : `Changes (${state.changes.length})`));
+  if (pending) sum.append(
+    inert(
+      button('Accept All', { icon: 'check-all', id: 'accept-all', onClick: () => send({ type: 'acceptAll', taskId: task.id }) }),
+      button('Discard All', { icon: 'discard', secondary: true, id: 'discard-all', onClick: () => send({ type: 'discardAll', taskId: task.id }) }),
+    ),
+  );
+  const few = state.changes.length <= 3 && state.changes.reduce((n, f) => n + f.lines.length, 0) <= 80;
+  const files = state.changes.map((file) => {
+    const det = el('details', `file-diff kind-${file.kind}${file.conflicted ? ' conflicted' : ''}`);
+    det.dataset.path = file.display;
+    const head = el('summary');
+    const icon = file.conflicted ? 'warning' : file.kind === 'added' ? 'diff-added' : file.kind === 'deleted' ? 'diff-removed' : 'diff-modified';
+    head.append(el('span', `codicon codicon-${icon}`), el('span', 'file-name', file.display));
+    if (file.added || file.removed) head.append(el('span', 'added', `+${file.added}`), el('span', 'removed', `−${file.removed}`));
+    if (file.conflicted) head.append(el('span', 'badge conflict', 'conflict'));
+    const openDiff = iconButton('diff', `Open Diff: ${file.display}`, () => send({ type: 'openDiff', taskId: task.id, path: file.path }));
+    head.append(
+      file.applied
+        ? // direct mode: already in the folder; Revert puts the person's version back
+          inert(openDiff, iconButton('discard', `Revert ${file.display} to your version`, () => send({ type: 'discardFile', taskId: task.id, path: file.path })))
+        : inert(
+            openDiff,
+            iconButton('check', `Accept ${file.display}`, () => send({ type: 'acceptFile', taskId: task.id, path: file.path })),
+            iconButton('discard', `Discard ${file.display}`, () => send({ type: 'discardFile', taskId: task.id, path: file.path })),
+          ),
+    );
+    det.append(head, file.note ? el('p', 'muted note', file.note) : diffBody(file));
+    det.open = diffOpen.get(file.path) ?? (few && !file.note);
+    det.addEventListener('toggle', () => diffOpen.set(file.path, det.open));
+    return det;
+  });
+  changes.replaceChildren(sum, ...files);
+}
+
+function renderVm(): void {
+  vmLabel.className = `vm-state state-${state.vm.state}`;
+  vmLabel.textContent = `Workspace ${STATE_LABEL[state.vm.state]}`;
   const running = state.vm.state === 'ready' || state.vm.state === 'booting';
-  vm.append(
+  vmButtons.replaceChildren(
     running
       ? button('Stop VM', { icon: 'debug-stop', secondary: true, id: 'stop-vm', onClick: () => send({ type: 'stopVm' }) })
       : button('Start VM', { icon: 'vm', id: 'start-vm', onClick: () => send({ type: 'startVm' }) }),
   );
-  const cmd = textField({ placeholder: 'Run a command in the sandbox (e.g. uname -a)', id: 'command' });
-  cmd.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && cmd.value.trim()) send({ type: 'runCommand', command: cmd.value.trim() });
-  });
-  vm.append(cmd);
-  if (state.lastCommand) vm.append(el('pre', 'output', `$ ${state.lastCommand.command}\n${state.lastCommand.output}[${state.lastCommand.exit}]`));
-  return vm;
+  commandOutput.hidden = !state.lastCommand;
+  if (state.lastCommand) commandOutput.textContent = `$ ${state.lastCommand.command}\n${state.lastCommand.output}[${state.lastCommand.exit}]`;
+}
+
+function isRunning(task: TaskSummary): boolean {
+  return task.state === 'running' || task.state === 'booting' || task.state === 'queued';
+}
+
+function render(): void {
+  vscode.setState({ selected: state.selected });
+  const nearBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
+  notices.replaceChildren();
+  if (state.scripted) notices.append(el('p', 'notice', 'Scripted demo: answers come from a local script, not from a model.'));
+  if (!state.trusted) notices.append(el('p', 'notice', 'Cowork runs nothing in an untrusted workspace. Trust this folder to delegate tasks.'));
+  if (state.settingsProblem) notices.append(el('p', 'error', `Settings problem: ${state.settingsProblem}`));
+  for (const e of [newTask, taskList, taskView, vmBox, ...dividers]) e.hidden = !state.trusted;
+  if (!state.trusted) return;
+  renderTaskList();
+  const task = state.tasks.find((t) => t.id === state.selected);
+  taskView.hidden = dividers[0]!.hidden = !task;
+  if (task) {
+    taskView.setAttribute('aria-label', `Task ${task.title}`);
+    renderStrip(task);
+    renderPlan();
+    renderBlocked(task);
+    renderChanges(task);
+    renderTranscript();
+    followBox.hidden = isRunning(task);
+  }
+  renderVm();
+  if (nearBottom && task && isRunning(task)) window.scrollTo(0, document.body.scrollHeight);
 }
 
 let scheduled = false;
@@ -210,7 +411,10 @@ function scheduleRender(): void {
 
 window.addEventListener('message', (event: MessageEvent) => {
   const parsed = HostToWebview.safeParse(event.data);
-  if (!parsed.success) return;
+  if (!parsed.success) {
+    send({ type: 'invalidMessage', error: `${String((event.data as { type?: unknown } | null)?.type)}: ${parsed.error.message}`.slice(0, 2000) });
+    return;
+  }
   const msg = parsed.data;
   switch (msg.type) {
     case 'state':
@@ -224,14 +428,25 @@ window.addEventListener('message', (event: MessageEvent) => {
       if (msg.selected !== null) state.selected = msg.selected;
       break;
     case 'transcript':
-      if (msg.taskId !== state.selected) state.selected = msg.taskId;
+      if (msg.taskId !== state.selected) {
+        state.selected = msg.taskId;
+        state.changes = [];
+        state.usage = null;
+      }
       state.view = emptyView();
       state.blocked = [];
       state.taskVm = msg.vm;
+      windowSize = WINDOW;
       for (const e of msg.events) applyEvent(state.view, e);
       break;
     case 'taskVm':
       if (msg.taskId === state.selected) state.taskVm = msg.vm;
+      break;
+    case 'vmUsage':
+      if (msg.taskId === state.selected) state.usage = msg.usage;
+      break;
+    case 'changes':
+      if (msg.taskId === state.selected) state.changes = msg.files;
       break;
     case 'egress':
       if (msg.taskId === state.selected && !msg.record.allowed) state.blocked.push({ host: msg.record.host, port: msg.record.port, reason: msg.record.reason });

@@ -28,6 +28,19 @@ export function button(label: string, opts: { icon?: string; secondary?: boolean
   return b;
 }
 
+/** A toolbar-style button showing only a codicon; `label` is its accessible name and tooltip. */
+export function iconButton(icon: string, label: string, onClick: () => void): HTMLElement {
+  const b = document.createElement('vscode-button');
+  b.setAttribute('appearance', 'icon');
+  b.setAttribute('aria-label', label);
+  b.title = label;
+  const i = document.createElement('span');
+  i.className = `codicon codicon-${icon}`;
+  b.appendChild(i);
+  b.addEventListener('click', onClick);
+  return b;
+}
+
 export function textArea(opts: { placeholder: string; id?: string; rows?: number }): HTMLElement & { value: string } {
   const t = document.createElement('vscode-text-area') as HTMLElement & { value: string };
   t.setAttribute('placeholder', opts.placeholder);

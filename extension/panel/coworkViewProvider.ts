@@ -5,9 +5,10 @@ import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import { describeProblems } from '../config/settings';
 import { Commands } from '../ids';
-import type { HostToWebview } from '../protocol/webview';
+import type { HostToWebview, TaskSummary } from '../protocol/webview';
 import { WebviewToHost } from '../protocol/webview';
 import type { LiveEvent } from '../agent/loop';
+import type { ReviewController } from '../review/reviewController';
 import type { Task } from '../session/task';
 import type { TaskManager } from '../session/taskManager';
 import type { WorkspaceVm } from '../session/workspaceVm';
@@ -24,7 +25,12 @@ export interface PanelDeps {
   readonly tasks: () => Promise<TaskManager | undefined>;
   readonly log: vscode.LogOutputChannel;
   readonly scripted: boolean;
+  /** the review (SourceControl) of a task */
+  readonly review: (taskId: string) => ReviewController | undefined;
 }
+
+/** How often the selected task's VM usage (cpu, memory, disk) is sampled while the panel shows it. */
+const USAGE_INTERVAL_MS = 2000;
 
 export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Disposable {
   private view: vscode.WebviewView | undefined;
@@ -33,6 +39,10 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
   private readonly disposables: vscode.Disposable[] = [];
   private selected: string | null = null;
   private readonly watched = new Set<string>();
+  private usageTimer: NodeJS.Timeout | undefined;
+  private lastCpu: { taskId: string; seconds: number; at: number } | undefined;
+  private changesInFlight = false;
+  private changesAgain = false;
 
   constructor(private readonly deps: PanelDeps) {}
 
@@ -46,8 +56,12 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
       view.onDidDispose(() => {
         this.view = undefined;
         this.ready = false;
+        clearInterval(this.usageTimer);
+        this.usageTimer = undefined;
       }),
     );
+    clearInterval(this.usageTimer);
+    this.usageTimer = setInterval(() => void this.sampleUsage(), USAGE_INTERVAL_MS);
   }
 
   pushState(): void {
@@ -69,7 +83,11 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
       const task = manager.get(info.id);
       if (task) this.watch(task);
     }
-    this.post({ type: 'tasks', tasks: manager.list(), selected: this.selected });
+    this.post({ type: 'tasks', tasks: this.summaries(manager), selected: this.selected });
+  }
+
+  private summaries(manager: TaskManager): TaskSummary[] {
+    return manager.list().map((t) => ({ ...t, changes: this.deps.review(t.id)?.count ?? 0 }));
   }
 
   /** Shows a task (e.g. one just delegated from the palette). */
@@ -79,8 +97,55 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
     if (!task) return;
     this.selected = taskId;
     this.watch(task);
-    this.post({ type: 'tasks', tasks: manager!.list(), selected: taskId });
+    this.post({ type: 'tasks', tasks: this.summaries(manager!), selected: taskId });
     this.post({ type: 'transcript', taskId, events: [...task.transcript.all], vm: task.vm.current });
+    this.lastCpu = undefined;
+    this.pushChanges();
+    void this.sampleUsage();
+  }
+
+  /** Sends the selected task's changes (diffs computed by its review); coalesces bursts of refreshes. */
+  private pushChanges(): void {
+    if (this.changesInFlight) {
+      this.changesAgain = true;
+      return;
+    }
+    const taskId = this.selected;
+    const review = taskId ? this.deps.review(taskId) : undefined;
+    if (!taskId || !review) return;
+    this.changesInFlight = true;
+    void (async () => {
+      try {
+        const files = review.count ? await review.views() : [];
+        this.post({ type: 'changes', taskId, files, direct: review.direct !== undefined });
+      } catch (err) {
+        this.deps.log.warn(`[review] cannot show the changes in the panel: ${err instanceof Error ? err.message : String(err)}`);
+      } finally {
+        this.changesInFlight = false;
+        if (this.changesAgain) {
+          this.changesAgain = false;
+          this.pushChanges();
+        }
+      }
+    })();
+  }
+
+  private async sampleUsage(): Promise<void> {
+    const taskId = this.selected;
+    if (!taskId || !this.view?.visible) return;
+    const task = (await this.deps.tasks())?.get(taskId);
+    if (!task || task.vm.current.state !== 'ready') return;
+    try {
+      const u = await task.vm.usage();
+      if (!u || taskId !== this.selected) return;
+      const now = Date.now();
+      let cpuPercent: number | undefined;
+      if (u.cpuSeconds !== undefined && this.lastCpu?.taskId === taskId && now > this.lastCpu.at) cpuPercent = Math.max(0, ((u.cpuSeconds - this.lastCpu.seconds) / ((now - this.lastCpu.at) / 1000)) * 100);
+      if (u.cpuSeconds !== undefined) this.lastCpu = { taskId, seconds: u.cpuSeconds, at: now };
+      this.post({ type: 'vmUsage', taskId, usage: { cpuPercent, rssBytes: u.rssBytes, diskBytes: u.sessionDiskBytes } });
+    } catch {
+      // the VM went away between the check and the sample: the state event says so
+    }
   }
 
   private watch(task: Task): void {
@@ -93,7 +158,19 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
     task.on('live', onLive);
     const vmSub = task.vm.onStatus((vm) => id === this.selected && this.post({ type: 'taskVm', taskId: id, vm }));
     const egressSub = task.vm.onEgress((r) => id === this.selected && this.post({ type: 'egress', taskId: id, record: { host: r.host, port: r.port, allowed: r.allowed, rule: r.rule, reason: r.reason, time: r.time } }));
-    this.disposables.push({ dispose: () => (task.off('live', onLive), vmSub.dispose(), egressSub.dispose()) });
+    const review = this.deps.review(id);
+    const changesSub = review?.onDidChangeCount(() => {
+      void this.pushTasks();
+      if (id === this.selected) this.pushChanges();
+    });
+    this.disposables.push({
+      dispose: () => {
+        task.off('live', onLive);
+        vmSub.dispose();
+        egressSub.dispose();
+        changesSub?.dispose();
+      },
+    });
   }
 
   private post(msg: HostToWebview): void {
@@ -119,6 +196,9 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
         this.pushState();
         await this.pushTasks();
         return;
+      case 'invalidMessage':
+        this.deps.log.error(`[panel] the webview refused a message: ${msg.error}`);
+        return;
       case 'startVm':
         await vscode.commands.executeCommand(Commands.startVm);
         return;
@@ -140,6 +220,28 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
         if (manager && task && !task.isRunning) void manager.send(task, msg.text);
         return;
       }
+      case 'openDiff':
+        await vscode.commands.executeCommand(Commands.openDiff, msg.taskId, msg.path);
+        return;
+      case 'acceptFile':
+      case 'discardFile': {
+        const review = this.deps.review(msg.taskId);
+        // direct mode: the file is already in the workspace; "discard" puts the person's version back
+        if (msg.type === 'discardFile' && review?.direct?.has(msg.path)) return void (await vscode.commands.executeCommand(Commands.revertFile, { applied: { path: msg.path }, taskId: msg.taskId }));
+        const change = review?.find(msg.path);
+        // the same commands (and checks, and confirmation) as the Source Control view's
+        if (change) await vscode.commands.executeCommand(msg.type === 'acceptFile' ? Commands.acceptFile : Commands.discardFile, { change, taskId: msg.taskId });
+        return;
+      }
+      case 'acceptAll':
+        await vscode.commands.executeCommand(Commands.acceptAll, msg.taskId);
+        return;
+      case 'discardAll':
+        await vscode.commands.executeCommand(Commands.discardAll, msg.taskId);
+        return;
+      case 'revealChanges':
+        await vscode.commands.executeCommand('workbench.view.scm');
+        return;
       case 'allowDomain': {
         const task = (await this.deps.tasks())?.get(msg.taskId);
         try {
@@ -192,6 +294,7 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
   }
 
   dispose(): void {
+    clearInterval(this.usageTimer);
     for (const d of this.disposables.splice(0)) d.dispose();
   }
 }

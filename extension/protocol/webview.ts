@@ -14,7 +14,7 @@ export const VmStatusView = z.object({
 export type VmStatusView = z.infer<typeof VmStatusView>;
 
 export const TaskState = z.enum(['queued', 'booting', 'running', 'idle', 'failed', 'stopped']);
-export const TaskSummary = z.object({ id: z.string(), title: z.string(), createdAt: z.number(), state: TaskState });
+export const TaskSummary = z.object({ id: z.string(), title: z.string(), createdAt: z.number(), state: TaskState, changes: z.number().int().nonnegative().default(0), mode: z.enum(['review', 'direct']).default('review') });
 export type TaskSummary = z.infer<typeof TaskSummary>;
 
 export const LiveView = z.discriminatedUnion('type', [
@@ -29,6 +29,26 @@ export const LiveView = z.discriminatedUnion('type', [
 
 export const EgressView = z.object({ host: z.string(), port: z.number(), allowed: z.boolean(), rule: z.string(), reason: z.string().optional(), time: z.string() });
 
+/** One changed file as the panel shows it: a unified diff (text files) or a note (binary, large, symlink). */
+export const ChangeView = z.object({
+  path: z.string(),
+  display: z.string(),
+  kind: z.enum(['added', 'modified', 'deleted', 'symlink', 'mode']),
+  conflicted: z.boolean(),
+  /** direct mode: already written to the workspace (the diff is your version → now) */
+  applied: z.boolean().default(false),
+  added: z.number().int().nonnegative(),
+  removed: z.number().int().nonnegative(),
+  lines: z.array(z.string()),
+  truncated: z.boolean(),
+  note: z.string().optional(),
+});
+export type ChangeView = z.infer<typeof ChangeView>;
+
+/** What the task's VM uses right now (vm.list, sampled by the host). */
+export const VmUsageView = z.object({ cpuPercent: z.number().nonnegative().optional(), rssBytes: z.number().nonnegative().optional(), diskBytes: z.number().nonnegative().optional(), cpus: z.number().int().positive().optional() });
+export type VmUsageView = z.infer<typeof VmUsageView>;
+
 export const HostToWebview = z.discriminatedUnion('type', [
   z.object({ type: z.literal('state'), vm: VmStatusView, trusted: z.boolean(), settingsProblem: z.string().nullable(), scripted: z.boolean().default(false) }),
   z.object({ type: z.literal('commandResult'), command: z.string(), output: z.string(), exit: z.string() }),
@@ -37,11 +57,15 @@ export const HostToWebview = z.discriminatedUnion('type', [
   z.object({ type: z.literal('live'), taskId: z.string(), event: LiveView }),
   z.object({ type: z.literal('taskVm'), taskId: z.string(), vm: VmStatusView }),
   z.object({ type: z.literal('egress'), taskId: z.string(), record: EgressView }),
+  z.object({ type: z.literal('changes'), taskId: z.string(), files: z.array(ChangeView), direct: z.boolean().default(false) }),
+  z.object({ type: z.literal('vmUsage'), taskId: z.string(), usage: VmUsageView }),
 ]);
 export type HostToWebview = z.infer<typeof HostToWebview>;
 
 export const WebviewToHost = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ready') }),
+  /** the webview refused a message from the host (a bug between the two ends): logged by the host */
+  z.object({ type: z.literal('invalidMessage'), error: z.string().max(2000) }),
   z.object({ type: z.literal('startVm') }),
   z.object({ type: z.literal('stopVm') }),
   z.object({ type: z.literal('delegate'), prompt: z.string().min(1).max(100_000) }),
@@ -49,6 +73,12 @@ export const WebviewToHost = z.discriminatedUnion('type', [
   z.object({ type: z.literal('selectTask'), taskId: z.string() }),
   z.object({ type: z.literal('stopTask'), taskId: z.string() }),
   z.object({ type: z.literal('followUp'), taskId: z.string(), text: z.string().min(1).max(100_000) }),
+  z.object({ type: z.literal('openDiff'), taskId: z.string(), path: z.string().min(1).max(8192) }),
+  z.object({ type: z.literal('acceptFile'), taskId: z.string(), path: z.string().min(1).max(8192) }),
+  z.object({ type: z.literal('discardFile'), taskId: z.string(), path: z.string().min(1).max(8192) }),
+  z.object({ type: z.literal('acceptAll'), taskId: z.string() }),
+  z.object({ type: z.literal('discardAll'), taskId: z.string() }),
+  z.object({ type: z.literal('revealChanges'), taskId: z.string() }),
   z.object({ type: z.literal('allowDomain'), taskId: z.string(), host: z.string().min(1).max(253).regex(/^[a-zA-Z0-9.-]+$/) }),
 ]);
 export type WebviewToHost = z.infer<typeof WebviewToHost>;

@@ -28,7 +28,7 @@ export interface WorkspaceVmStatus {
   readonly accelerator?: string;
   readonly detail?: string;
   readonly bootMs?: number;
-  readonly imageProgress?: { readonly message: string; readonly fraction: number };
+  readonly imageProgress?: { readonly phase: string; readonly message: string; readonly fraction: number };
 }
 
 export interface WorkspaceVmOptions {
@@ -104,7 +104,7 @@ export class WorkspaceVm {
   private helper(): VmHostClient {
     this.subscriptions ??= [
       this.opts.helper.onEvent((ev) => {
-        if (ev.event === 'image.progress' && this.status.state === 'booting') this.setStatus({ ...this.status, imageProgress: { message: ev.message, fraction: ev.fraction } });
+        if (ev.event === 'image.progress' && this.status.state === 'booting') this.setStatus({ ...this.status, imageProgress: { phase: ev.phase, message: ev.message, fraction: ev.fraction } });
         else if (ev.event === 'vm.state' && ev.vmId === this.vmId) this.setStatus({ ...this.status, state: ev.state, detail: ev.detail });
       }),
       this.opts.helper.onExit((err) => {
@@ -128,7 +128,6 @@ export class WorkspaceVm {
           workspace: this.opts.workspace,
           sessionDisk: this.sessionDisk,
           accelerator: settings['vm.accelerator'],
-          mode: settings['workspace.mode'],
           ...vmResources(settings),
         });
         await this.attachEgress(guest, settings);
@@ -174,6 +173,13 @@ export class WorkspaceVm {
   }
 
   /** Re-establishes SSH (and the egress forwards) after the connection dropped. */
+  /** What QEMU uses now (resident memory, cpu time) and the session disk's allocated size. */
+  async usage(): Promise<{ rssBytes?: number; cpuSeconds?: number; sessionDiskBytes?: number } | undefined> {
+    if (this.status.state === 'stopped' || this.status.state === 'failed') return undefined;
+    const { vms } = await this.helper().request('vm.list', {});
+    return vms.find((v) => v.vmId === this.vmId);
+  }
+
   async reconnect(): Promise<void> {
     if (!this.guest) throw new Error('The VM is not running.');
     await this.guest.reconnect();

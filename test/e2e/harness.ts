@@ -38,7 +38,9 @@ export async function startCodeServer(opts: { vsix?: string; settings: Record<st
   const workspace = path.join(dir, 'workspace');
   await cp(path.join(ROOT, 'demo', 'workspace'), workspace, { recursive: true });
   await mkdir(path.join(userData, 'User'), { recursive: true });
-  await writeFile(path.join(userData, 'User', 'settings.json'), JSON.stringify({ 'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': opts.trust ?? false, 'workbench.tips.enabled': false, 'telemetry.telemetryLevel': 'off', ...opts.settings }, null, 2));
+  const settings: Record<string, unknown> = { 'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': opts.trust ?? false, 'workbench.tips.enabled': false, 'telemetry.telemetryLevel': 'off', ...opts.settings };
+  const settingsFile = path.join(userData, 'User', 'settings.json');
+  await writeFile(settingsFile, JSON.stringify(settings, null, 2));
   const env = {
     ...process.env,
     XDG_CONFIG_HOME: path.join(dir, 'config'),
@@ -88,6 +90,8 @@ export async function startCodeServer(opts: { vsix?: string; settings: Record<st
           // gone
         }
       }
+      // keep the workbench's logs (the extension's own log among them) for whoever reads a failure
+      await cp(path.join(userData, 'logs'), path.join(ROOT, '.test-work', 'e2e-logs', path.basename(dir)), { recursive: true }).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -120,6 +124,23 @@ export function panelFrame(page: Page): FrameLocator {
 export async function screenshot(page: Page, name: string): Promise<void> {
   await mkdir(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
+}
+
+/** Picks a colour theme the way a person does (Preferences: Color Theme). */
+export async function selectTheme(page: Page, theme: string): Promise<void> {
+  // not runCommand: "Browse Color Themes in Marketplace" may rank first, so click the exact entry
+  await page.keyboard.press('F1');
+  await page.locator('.quick-input-widget input').fill('>Preferences: Color Theme');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: /Preferences: Color Theme(?!s)/ }).first().click();
+  // the theme picker replaces the command palette: wait for it before typing into it
+  await page.locator('.quick-input-widget input[placeholder*="Color Theme"]').waitFor({ timeout: 15_000 }).catch(async (err: unknown) => {
+    await screenshot(page, 'fail-theme-picker');
+    throw err;
+  });
+  await page.locator('.quick-input-widget input').fill(theme);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: theme }).first().waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+  await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
 }
 
 export async function runCommand(page: Page, title: string): Promise<void> {

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FrameLocator, Page } from 'playwright-core';
 import { demoConversation } from '../support/demoConversation';
 import { say, ScriptedModel, toolUse } from '../support/scriptedModel';
-import { E2E_API_KEY, launchBrowser, packageVsix, panelFrame, runCommand, screenshot, SCREENSHOTS, startCodeServer, type CodeServer } from './harness';
+import { E2E_API_KEY, launchBrowser, packageVsix, panelFrame, runCommand, screenshot, SCREENSHOTS, selectTheme, startCodeServer, type CodeServer } from './harness';
 
 let model: ScriptedModel;
 let server: CodeServer;
@@ -65,6 +65,25 @@ describe('the user journey in a real VS Code', () => {
     await screenshot(page, '03-transcript');
   });
 
+  it('shows the task\'s diff, its VM\'s cpu, memory and disk, and looks native in a light theme', async () => {
+    // the change, as a unified, syntax-coloured diff in the panel
+    const diff = panel.locator('details.file-diff[data-path="slugify.py"]');
+    await diff.waitFor({ timeout: 60_000 });
+    await panel.locator('details.file-diff[data-path="slugify.py"] .diff-line.add', { hasText: 'import unicodedata' }).waitFor({ state: 'attached', timeout: 10_000 });
+    assert.ok((await panel.locator('details.file-diff[data-path="slugify.py"] .diff-line.add span[class^="hljs-"]').count()) > 0, 'the diff is syntax coloured');
+    assert.match((await panel.locator('#reveal-changes').textContent()) ?? '', /1 change/);
+    // usage of the task's VM, sampled from the helper every 2 s
+    await panel.locator('#task-vm-usage', { hasText: /mem \d+ MiB/ }).waitFor({ timeout: 20_000 });
+    assert.match((await panel.locator('#task-vm-usage').textContent()) ?? '', /cpu \d+% · mem \d+ MiB · disk \d+/);
+    await screenshot(page, '03-panel-dark');
+    await selectTheme(page, 'Light Modern');
+    await page.locator('.monaco-workbench.vs').waitFor({ timeout: 20_000 });
+    await page.waitForTimeout(1000);
+    await screenshot(page, '03-panel-light');
+    await selectTheme(page, 'Dark Modern');
+    await page.locator('.monaco-workbench.vs-dark').waitFor({ timeout: 20_000 });
+  });
+
   it('shows the blocked network request in the panel', async () => {
     await panel.locator('.blocked-item', { hasText: 'blocked.example' }).waitFor({ timeout: 30_000 });
   });
@@ -113,6 +132,13 @@ describe('the user journey in a real VS Code', () => {
     await panel.locator('#prompt textarea').fill('Run something long');
     await panel.locator('#delegate').click();
     await panel.locator('details.tool pre.output', { hasText: 'started-long' }).waitFor({ timeout: 240_000 });
+    // mid-task, in both themes (docs/screenshots)
+    await screenshot(page, '06-running-dark');
+    await selectTheme(page, 'Light Modern');
+    await page.locator('.monaco-workbench.vs').waitFor({ timeout: 20_000 });
+    await page.waitForTimeout(500);
+    await screenshot(page, '06-running-light');
+    await selectTheme(page, 'Dark Modern');
     await panel.locator('#stop-task').click();
     await panel.locator('.msg.stopped').waitFor({ timeout: 15_000 });
     await screenshot(page, '06-stopped');

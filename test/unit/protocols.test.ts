@@ -7,11 +7,11 @@ import { HostToWebview, WebviewToHost } from '../../extension/protocol/webview';
 const start = { vmId: 'a-1', workspace: '/w', sessionDisk: '/s.qcow2', cpus: 1, memoryMiB: 1024, diskGiB: 4, accelerator: 'auto' };
 
 describe('vm-host protocol', () => {
-  it('accepts a valid vm.start and defaults the mode to review', () => {
-    assert.equal(VmStartParams.parse(start).mode, 'review');
+  it('accepts a valid vm.start', () => {
+    assert.equal(VmStartParams.parse(start).vmId, start.vmId);
   });
   it('rejects hostile or malformed vm.start parameters', () => {
-    for (const bad of [{ ...start, vmId: '../x' }, { ...start, vmId: 'a b' }, { ...start, cpus: 0 }, { ...start, memoryMiB: 10 }, { ...start, accelerator: 'xen' }, { ...start, mode: 'yolo' }]) {
+    for (const bad of [{ ...start, vmId: '../x' }, { ...start, vmId: 'a b' }, { ...start, cpus: 0 }, { ...start, memoryMiB: 10 }, { ...start, accelerator: 'xen' }, { ...start, workspace: '' }]) {
       assert.equal(VmStartParams.safeParse(bad).success, false, JSON.stringify(bad));
     }
   });
@@ -40,12 +40,56 @@ describe('guest agent protocol', () => {
 });
 
 describe('webview protocol', () => {
-  it('validates both directions', () => {
-    assert.ok(WebviewToHost.safeParse({ type: 'ready' }).success);
-    assert.ok(WebviewToHost.safeParse({ type: 'runCommand', command: 'ls' }).success);
-    assert.equal(WebviewToHost.safeParse({ type: 'runCommand', command: '' }).success, false);
+  const vm = { state: 'ready', accelerator: 'tcg' };
+  const change = { path: Buffer.from('a.py').toString('base64'), display: 'a.py', kind: 'modified', conflicted: false, added: 1, removed: 0, lines: ['@@ -1,0 +1,1 @@', '+x'], truncated: false };
+  const toWebview: Record<HostToWebview['type'], { valid: unknown; invalid: unknown }> = {
+    state: { valid: { type: 'state', vm, trusted: true, settingsProblem: null }, invalid: { type: 'state', vm: { state: 'ready' } } },
+    commandResult: { valid: { type: 'commandResult', command: 'ls', output: 'a', exit: 'exit 0' }, invalid: { type: 'commandResult', command: 'ls' } },
+    tasks: { valid: { type: 'tasks', tasks: [{ id: 'abc123', title: 't', createdAt: 1, state: 'idle', changes: 2 }], selected: null }, invalid: { type: 'tasks', tasks: [{ id: 'abc123', title: 't', createdAt: 1, state: 'sleeping' }], selected: null } },
+    transcript: { valid: { type: 'transcript', taskId: 't', events: [{ at: 1, type: 'user', text: 'hi' }], vm }, invalid: { type: 'transcript', taskId: 't', events: [{ type: 'user' }], vm } },
+    live: { valid: { type: 'live', taskId: 't', event: { type: 'tool_output', id: 'x', chunk: 'a', stream: 'stdout' } }, invalid: { type: 'live', taskId: 't', event: { type: 'tool_output', id: 'x', chunk: 'a', stream: 'tty' } } },
+    taskVm: { valid: { type: 'taskVm', taskId: 't', vm }, invalid: { type: 'taskVm', taskId: 't', vm: { state: 'exploded' } } },
+    egress: { valid: { type: 'egress', taskId: 't', record: { host: 'a.example', port: 443, allowed: false, rule: 'default-deny', time: 'now' } }, invalid: { type: 'egress', taskId: 't', record: { host: 'a.example' } } },
+    changes: { valid: { type: 'changes', taskId: 't', files: [change] }, invalid: { type: 'changes', taskId: 't', files: [{ ...change, kind: 'renamed' }] } },
+    vmUsage: { valid: { type: 'vmUsage', taskId: 't', usage: { cpuPercent: 12.5, rssBytes: 1e9, diskBytes: 1e6 } }, invalid: { type: 'vmUsage', taskId: 't', usage: { cpuPercent: -1 } } },
+  };
+  const toHost: Record<WebviewToHost['type'], { valid: unknown; invalid: unknown }> = {
+    ready: { valid: { type: 'ready' }, invalid: { type: 'ready!' } },
+    invalidMessage: { valid: { type: 'invalidMessage', error: 'tasks: bad' }, invalid: { type: 'invalidMessage', error: 'x'.repeat(2001) } },
+    startVm: { valid: { type: 'startVm' }, invalid: { type: 'startvm' } },
+    stopVm: { valid: { type: 'stopVm' }, invalid: { type: 'stopVM' } },
+    delegate: { valid: { type: 'delegate', prompt: 'fix it' }, invalid: { type: 'delegate', prompt: '' } },
+    runCommand: { valid: { type: 'runCommand', command: 'ls' }, invalid: { type: 'runCommand', command: '' } },
+    selectTask: { valid: { type: 'selectTask', taskId: 't' }, invalid: { type: 'selectTask', taskId: 1 } },
+    stopTask: { valid: { type: 'stopTask', taskId: 't' }, invalid: { type: 'stopTask' } },
+    followUp: { valid: { type: 'followUp', taskId: 't', text: 'more' }, invalid: { type: 'followUp', taskId: 't', text: 'x'.repeat(100_001) } },
+    openDiff: { valid: { type: 'openDiff', taskId: 't', path: 'YS5weQ==' }, invalid: { type: 'openDiff', taskId: 't', path: '' } },
+    acceptFile: { valid: { type: 'acceptFile', taskId: 't', path: 'YS5weQ==' }, invalid: { type: 'acceptFile', taskId: 't' } },
+    discardFile: { valid: { type: 'discardFile', taskId: 't', path: 'YS5weQ==' }, invalid: { type: 'discardFile', path: 'YS5weQ==' } },
+    acceptAll: { valid: { type: 'acceptAll', taskId: 't' }, invalid: { type: 'acceptAll' } },
+    discardAll: { valid: { type: 'discardAll', taskId: 't' }, invalid: { type: 'discardAll', taskId: null } },
+    revealChanges: { valid: { type: 'revealChanges', taskId: 't' }, invalid: { type: 'revealChanges' } },
+    allowDomain: { valid: { type: 'allowDomain', taskId: 't', host: 'pypi.org' }, invalid: { type: 'allowDomain', taskId: 't', host: 'evil.example/../x' } },
+  };
+
+  it('validates every message from the host to the webview', () => {
+    for (const [type, { valid, invalid }] of Object.entries(toWebview)) {
+      assert.ok(HostToWebview.safeParse(valid).success, `${type}: the valid example is accepted`);
+      assert.equal(HostToWebview.safeParse(invalid).success, false, `${type}: the invalid example is refused`);
+    }
+  });
+
+  it('validates every message from the webview to the host', () => {
+    for (const [type, { valid, invalid }] of Object.entries(toHost)) {
+      assert.ok(WebviewToHost.safeParse(valid).success, `${type}: the valid example is accepted`);
+      assert.equal(WebviewToHost.safeParse(invalid).success, false, `${type}: the invalid example is refused`);
+    }
     assert.equal(WebviewToHost.safeParse({ type: 'eval', code: 'x' }).success, false);
-    assert.ok(HostToWebview.safeParse({ type: 'state', vm: { state: 'ready', accelerator: 'tcg' }, trusted: true, settingsProblem: null }).success);
-    assert.equal(HostToWebview.safeParse({ type: 'state', vm: { state: 'ready' } }).success, false);
+  });
+
+  it('covers every message type of the protocol', () => {
+    const typesOf = (u: { options: readonly { shape: { type: { value: unknown } } }[] }): string[] => u.options.map((o) => String(o.shape.type.value)).sort();
+    assert.deepEqual(Object.keys(toWebview).sort(), typesOf(HostToWebview as never));
+    assert.deepEqual(Object.keys(toHost).sort(), typesOf(WebviewToHost as never));
   });
 });

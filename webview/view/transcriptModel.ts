@@ -24,20 +24,27 @@ export interface TaskView {
   tokens: { input: number; output: number; cacheWrite: number; cacheRead: number };
   costUsd: number;
   running: boolean;
+  /** tool cards by id (a long transcript must not be scanned for every output chunk) */
+  readonly cards: Map<string, ToolCard>;
 }
 
 export function emptyView(): TaskView {
-  return { items: [], plan: [], tokens: { input: 0, output: 0, cacheWrite: 0, cacheRead: 0 }, costUsd: 0, running: false };
+  return { items: [], plan: [], tokens: { input: 0, output: 0, cacheWrite: 0, cacheRead: 0 }, costUsd: 0, running: false, cards: new Map() };
 }
 
 function cards(view: TaskView): Map<string, ToolCard> {
-  const m = new Map<string, ToolCard>();
-  for (const i of view.items) if (i.kind === 'tool') m.set(i.card.id, i.card);
-  return m;
+  return view.cards;
 }
 
+function addCard(view: TaskView, card: ToolCard): void {
+  view.cards.set(card.id, card);
+  view.items.push({ kind: 'tool', card });
+}
+
+/** Live (streaming) text is only ever the last item: it is replaced by the final text. */
 function dropLiveText(view: TaskView): void {
-  view.items = view.items.filter((i) => !(i.kind === 'assistant' && i.live));
+  const last = view.items[view.items.length - 1];
+  if (last?.kind === 'assistant' && last.live) view.items.pop();
 }
 
 export function applyEvent(view: TaskView, e: TranscriptEvent): void {
@@ -51,7 +58,7 @@ export function applyEvent(view: TaskView, e: TranscriptEvent): void {
       for (const block of e.content) {
         if (block.type === 'text' && typeof block.text === 'string' && block.text) view.items.push({ kind: 'assistant', text: block.text, live: false });
         else if (block.type === 'tool_use' && typeof block.id === 'string' && !known.has(block.id)) {
-          view.items.push({ kind: 'tool', card: { id: block.id, name: String(block.name), input: block.input, output: '', running: false } });
+          addCard(view, { id: block.id, name: String(block.name), input: block.input, output: '', running: false });
         }
       }
       return;
@@ -96,7 +103,7 @@ export function applyToolStart(view: TaskView, id: string, name: string, input: 
   dropLiveText(view);
   const card = cards(view).get(id);
   if (card) card.running = true;
-  else view.items.push({ kind: 'tool', card: { id, name, input, output: '', running: true } });
+  else addCard(view, { id, name, input, output: '', running: true });
 }
 
 export const MAX_LIVE_OUTPUT = 20_000;
