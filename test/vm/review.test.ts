@@ -212,6 +212,7 @@ describe('review: accept and discard', () => {
     await new Promise((r) => setTimeout(r, 1_000));
     await client.request('vm.stop', { vmId: 'review' }).catch(() => undefined);
     vm = await GuestVm.start(client, { vmId: 'review', workspace: ws, sessionDisk: path.join(root.dir, 'sessions', 'review.qcow2'), accelerator: 'auto', ...vmResources(), diskGiB: 2 });
+    sb = GuestSandbox.for(vm);
     const cs = await readChangeSet(vm);
     assert.equal(find(cs, 'survivor.txt')?.kind, 'added');
     assert.equal((await readProposed(vm, Buffer.from('survivor.txt'))).toString(), 'survived\n');

@@ -90,6 +90,33 @@ export function registerSuite(): void {
       assert.equal(review.count, 0, 'the change set is empty once accepted');
       await task.vm.stop();
     });
+
+    it('in direct mode, writes the agent\'s change at once, lists it for the record, and reverts it', async () => {
+      await vscode.workspace.getConfiguration('cowork').update('workspace.mode', 'direct', vscode.ConfigurationTarget.Global);
+      try {
+        const host = path.join(ws(), 'slugify.py');
+        const before = readFileSync(host, 'utf8');
+        model.play(say(toolUse('str_replace_based_edit_tool', { command: 'str_replace', path: '/workspace/slugify.py', old_str: 'return text.strip("-")', new_str: 'return text.strip("-")  # direct' })), say(text('Done.')));
+        const id = await vscode.commands.executeCommand<string>('cowork.delegateTask', 'Mark the return line');
+        const task = (await api.tasks())!.get(id)!;
+        assert.equal(task.info.mode, 'direct');
+        await waitFor(() => task.state === 'idle' || task.state === 'failed', 240_000);
+        const review = api.review(id)!;
+        await waitFor(() => readFileSync(host, 'utf8').includes('# direct'), 30_000);
+        assert.match(readFileSync(host, 'utf8'), /# direct/, 'the change reached the folder without Accept');
+        await review.refresh();
+        assert.equal(review.direct?.count, 1, 'Source Control lists the file changed directly');
+        assert.equal(review.all.length, 0, 'nothing is left pending');
+        const views = await review.views();
+        assert.ok(views[0]?.applied && views[0].lines.some((l) => l.includes('# direct')), JSON.stringify(views));
+        await review.direct.revert(Buffer.from('slugify.py').toString('base64'));
+        assert.equal(readFileSync(host, 'utf8'), before, 'Revert put the person\'s version back');
+        assert.equal(review.direct.count, 0);
+        await task.vm.stop();
+      } finally {
+        await vscode.workspace.getConfiguration('cowork').update('workspace.mode', undefined, vscode.ConfigurationTarget.Global);
+      }
+    });
   });
 }
 
