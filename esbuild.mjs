@@ -20,8 +20,31 @@ const common = {
   legalComments: 'none',
 };
 
+/**
+ * Activation time is mostly parsing the bundle. The Anthropic SDK and the SSH client are needed
+ * only once a task or VM starts (the engine imports them dynamically), so they live in files of
+ * their own under dist/vendor/ and are read on first use, like an external package would be.
+ */
+const VENDOR = { '@anthropic-ai/sdk': 'anthropic-sdk.js', ssh2: 'ssh2.js' };
+const vendorSplit = {
+  name: 'vendor-split',
+  setup(build) {
+    build.onResolve({ filter: /^(@anthropic-ai\/sdk|ssh2)$/ }, (args) => ({ path: `./vendor/${VENDOR[args.path]}`, external: true }));
+  },
+};
+const vendorBuilds = Object.entries(VENDOR).map(([pkg, file]) => ({
+  ...common,
+  stdin: { contents: `module.exports = require(${JSON.stringify(pkg)});`, resolveDir: process.cwd(), loader: 'js' },
+  outfile: `dist/vendor/${file}`,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  external: nodeExternals,
+}));
+
 const builds = [
-  { ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', target: 'node20', external: ['vscode', ...nodeExternals] },
+  { ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', target: 'node20', external: ['vscode', ...nodeExternals], plugins: [vendorSplit] },
+  ...vendorBuilds,
   { ...common, entryPoints: ['vm-host/main.ts'], outfile: 'dist/vm-host.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternals },
   { ...common, entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', platform: 'browser', format: 'iife', target: 'es2022' },
 ];

@@ -72,9 +72,10 @@ export function activate(context: vscode.ExtensionContext): CoworkApi {
         for (const t of m.list()) {
           const task = m.get(t.id);
           if (!task) continue;
-          reviews.controllerFor(task);
+          const review = reviews.controllerFor(task);
           if (tracked.has(t.id)) continue;
           tracked.add(t.id);
+          if (review) context.subscriptions.push(review.onDidChangeCount(() => status.update(m)));
           // Cancel in the boot notification stops the task (and the VM it was starting)
           context.subscriptions.push(trackVmProgress(task.vm, `starting the VM for "${t.title}"`, () => void vscode.commands.executeCommand(Commands.stopTask, t.id), log));
         }
@@ -92,7 +93,7 @@ export function activate(context: vscode.ExtensionContext): CoworkApi {
     return manager;
   };
 
-  const status = createStatusBar(`${Views.panel}.focus`);
+  const status = createStatusBar(`${Views.panel}.focus`, (id) => reviews.get(id)?.count ?? 0);
   context.subscriptions.push(status.item);
   const reviewDeps = { log, showTask: (id: string): Promise<void> => panel.select(id) };
   const reviews = new Reviews(reviewDeps);

@@ -227,7 +227,9 @@ function renderTaskList(): void {
       li.append(el('span', 'task-title', t.title));
       if (t.mode === 'direct') li.append(tag('direct'));
       if (t.changes) li.append(el('span', 'muted changes-count', `${t.changes} change${t.changes === 1 ? '' : 's'}`));
-      li.append(el('span', `badge state-${t.state}`, TASK_LABEL[t.state]), el('span', 'muted', age(t.createdAt)));
+      // an idle task with nothing left to review is done
+      const label = t.state === 'idle' && t.changes === 0 ? 'done' : TASK_LABEL[t.state];
+      li.append(el('span', `badge state-${t.state}`, label), el('span', 'muted', age(t.createdAt)));
       const select = (): void => send({ type: 'selectTask', taskId: t.id });
       li.addEventListener('click', select);
       li.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && select());

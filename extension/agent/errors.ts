@@ -6,7 +6,7 @@ export interface Explained {
   readonly action?: string;
 }
 
-export const SET_KEY_ACTION = 'Run "Cowork: Set API Key" (or set ANTHROPIC_API_KEY) and continue the task.';
+import { SET_KEY_ACTION } from './actions';
 
 export function explainApiError(err: unknown): Explained {
   if (err instanceof Anthropic.AuthenticationError) return { message: 'The API key was rejected (401).', action: SET_KEY_ACTION };

@@ -3,7 +3,6 @@
 import { z } from 'zod';
 import type { GuestVm } from '../guest/guestVm';
 
-export const CHANGES_SCRIPT = '/usr/local/lib/cowork/changes.py';
 export const UPPER_DIR = '/session/upper';
 
 const Raw = z.object({
@@ -43,7 +42,7 @@ export interface ChangeSet {
 }
 
 export async function readChangeSet(vm: GuestVm): Promise<ChangeSet> {
-  const r = await vm.exec(['/usr/bin/python3', '-I', CHANGES_SCRIPT], { timeoutMs: 120_000, maxOutputBytes: 64 * 1024 * 1024 });
+  const r = await vm.changes({ timeoutMs: 120_000, maxOutputBytes: 64 * 1024 * 1024 });
   if (r.code !== 0) throw new Error(`Reading the change set failed (exit ${r.code ?? r.signal}): ${r.stderr.toString().slice(-1000)}`);
   const raw = Raw.parse(JSON.parse(r.stdout.toString('utf8')));
   const changes = raw.changes.map((c) => {

@@ -44,4 +44,9 @@ export interface CgroupLimits {
   /** cgroup v2 cpu.max, e.g. "180000 100000" */
   readonly cpuMax?: string;
 }
-export type AgentRequest = AgentRun | { readonly op: 'kill'; readonly id: number; readonly signal: string } | { readonly op: 'ping'; readonly id: number };
+export type AgentRequest =
+  | AgentRun
+  | { readonly op: 'kill'; readonly id: number; readonly signal: string }
+  | { readonly op: 'ping'; readonly id: number }
+  /** the change set, scanned inside the agent (answered like a command: out, then exit) */
+  | { readonly op: 'changes'; readonly id: number };

@@ -152,6 +152,27 @@ export class GuestAgent {
     });
   }
 
+  /**
+   * The overlay's change set, scanned inside the agent (changes.py kept loaded there): the same
+   * JSON on stdout as running changes.py, without starting Python again for every scan.
+   */
+  changes(opts: { timeoutMs: number; maxOutputBytes: number }): Promise<ExecResult> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const id = this.nextId++;
+    return new Promise<ExecResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new GuestError('agent-failed', `The guest did not report its changes within ${opts.timeoutMs} ms.`));
+      }, opts.timeoutMs);
+      const done = <T>(f: (v: T) => void) => (v: T): void => {
+        clearTimeout(timer);
+        f(v);
+      };
+      this.pending.set(id, { stdout: [], stderr: [], kept: { stdout: 0, stderr: 0 }, dropped: { stdout: 0, stderr: 0 }, aborted: false, opts, resolve: done(resolve), reject: done(reject) });
+      this.send({ op: 'changes', id });
+    });
+  }
+
   /** bash -c script, the common case. */
   sh(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
     return this.exec(['/bin/bash', '-c', script], opts);

@@ -62,6 +62,11 @@ export class GuestVm {
     return this.agent.exec(argv, opts);
   }
 
+  /** The overlay's change set as changes.py prints it, scanned by the guest agent in-process. */
+  changes(opts: { timeoutMs: number; maxOutputBytes: number }): Promise<ExecResult> {
+    return this.agent.changes(opts);
+  }
+
   sh(script: string, opts?: ExecOptions): Promise<ExecResult> {
     return this.agent.sh(script, opts);
   }

@@ -1,14 +1,12 @@
 // A task: the person's prompt, its own VM (lease + overlay on its session disk + egress proxy with
 // its own audit log), its transcript, and the agent loop that works on it. vscode-free; the glue
 // passes the API key getter, settings and a logger in.
-import Anthropic from '@anthropic-ai/sdk';
 import { EventEmitter } from 'node:events';
 import * as path from 'node:path';
-import { AgentLoop, type LiveEvent, type TurnOutcome } from '../agent/loop';
+import type { LiveEvent, TurnOutcome } from '../agent/loop';
 import { systemPrompt } from '../agent/systemPrompt';
-import { AGENT_TOOLS } from '../agent/tools';
 import { TranscriptStore } from '../agent/transcript';
-import { SET_KEY_ACTION } from '../agent/errors';
+import { SET_KEY_ACTION } from '../agent/actions';
 import type { Settings } from '../config/settings';
 import type { GuestVm } from '../guest/guestVm';
 import type { VmHelper } from './vmHelper';
@@ -101,6 +99,8 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
       }
       this.setState('running');
       const baseURL = settings.apiBaseUrl || undefined;
+      // loaded on the first turn, not at activation (the SDK is most of the bundle's start-up cost)
+      const [{ default: Anthropic }, { AgentLoop }, { AGENT_TOOLS }] = await Promise.all([import('@anthropic-ai/sdk'), import('../agent/loop'), import('../agent/tools')]);
       const loop = new AgentLoop({
         client: new Anthropic({ apiKey: key, baseURL, maxRetries: 4, defaultHeaders: settings['agent.extraHeaders'] }),
         model: settings.model,

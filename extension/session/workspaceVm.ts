@@ -4,12 +4,11 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as path from 'node:path';
-import { JsonlAudit, type EgressRecord } from '../egress/audit';
-import { bridgeEgress } from '../egress/guestBridge';
-import { EgressPolicy } from '../egress/policy';
-import { EgressProxy } from '../egress/proxy';
-import { GuestVm } from '../guest/guestVm';
-import { GuestSandbox } from '../guest/sandbox';
+// The SSH client and the egress proxy are loaded when a VM starts, not at activation.
+import type { JsonlAudit, EgressRecord } from '../egress/audit';
+import type { EgressProxy } from '../egress/proxy';
+import type { GuestVm } from '../guest/guestVm';
+import type { GuestSandbox } from '../guest/sandbox';
 import type { VmHostClient } from '../guest/vmHostClient';
 import type { VmHelper } from './vmHelper';
 import type { VmStateName } from '../protocol/vmHost';
@@ -123,6 +122,7 @@ export class WorkspaceVm {
     this.starting ??= (async () => {
       this.setStatus({ state: 'booting' });
       try {
+        const [{ GuestVm }, { GuestSandbox }] = await Promise.all([import('../guest/guestVm'), import('../guest/sandbox')]);
         const guest = await GuestVm.start(this.helper(), {
           vmId: this.vmId,
           workspace: this.opts.workspace,
@@ -151,6 +151,7 @@ export class WorkspaceVm {
     await this.proxy?.close();
     await this.audit?.close();
     const apiHost = settings.apiBaseUrl ? new URL(settings.apiBaseUrl).hostname : undefined;
+    const [{ JsonlAudit }, { bridgeEgress }, { EgressPolicy }, { EgressProxy }] = await Promise.all([import('../egress/audit'), import('../egress/guestBridge'), import('../egress/policy'), import('../egress/proxy')]);
     this.audit = new JsonlAudit(this.egressLog);
     this.proxy = new EgressProxy({
       task: this.vmId,

@@ -2,7 +2,8 @@
 import * as vscode from 'vscode';
 import type { TaskManager } from '../session/taskManager';
 
-export function createStatusBar(revealCommand: string): { update(m: TaskManager | undefined): void; item: vscode.StatusBarItem } {
+/** `changes(taskId)`: how many changes of that task wait for review. */
+export function createStatusBar(revealCommand: string, changes: (taskId: string) => number): { update(m: TaskManager | undefined): void; item: vscode.StatusBarItem } {
   const item = vscode.window.createStatusBarItem('cowork.status', vscode.StatusBarAlignment.Left, 50);
   item.name = 'Cowork';
   item.command = revealCommand;
@@ -10,7 +11,8 @@ export function createStatusBar(revealCommand: string): { update(m: TaskManager 
     const tasks = m?.list() ?? [];
     const running = tasks.filter((t) => t.state === 'running' || t.state === 'booting' || t.state === 'queued');
     const booting = tasks.filter((t) => t.state === 'booting').length;
-    item.text = running.length ? `$(sync~spin) Cowork: ${running.length} running${booting ? ` (${booting} booting VM)` : ''}` : `$(vm) Cowork${tasks.length ? `: ${tasks.filter((t) => t.state === 'idle').length} to review` : ''}`;
+    const review = tasks.filter((t) => t.state !== 'running' && changes(t.id) > 0);
+    item.text = running.length ? `$(sync~spin) Cowork: ${running.length} running${booting ? ` (${booting} booting VM)` : ''}` : `$(vm) Cowork${review.length ? `: ${review.length} to review` : ''}`;
     item.tooltip = running.length ? running.map((t) => `${t.title} — ${t.state}`).join('\n') : 'Open the Cowork panel';
     item.show();
   };

@@ -92,7 +92,10 @@ def lower_files(rel):
     return out
 
 
-def main():
+def scan():
+    """The change set as a dict; the hash cache is used and refreshed (save_cache() keeps it)."""
+    global _used
+    _used = {}
     changes, errors = [], []
     def emit(rel, kind, **kw):
         changes.append(dict(path=b64(rel), kind=kind, **kw))
@@ -150,14 +153,22 @@ def main():
                     emit(rel, "added", type="file", size=st.st_size, sha256=sha256(up), mode=mode)
             except OSError as e:
                 errors.append({"path": b64(rel), "message": str(e)})
-    json.dump({"changes": changes, "errors": errors}, sys.stdout)
+    return {"changes": changes, "errors": errors}
+
+
+def scan_and_save():
+    """scan(), then keep only the hashes this scan used (as the cache for the next one)."""
+    global _cache
+    result = scan()
+    _cache = dict(_used)
     try:
         save_cache()
     except OSError:
         pass  # a cache that cannot be written only costs time
+    return result
 
 
 if __name__ == "__main__":
     os.chdir(b"/")
     load_cache()
-    main()
+    json.dump(scan_and_save(), sys.stdout)
