@@ -85,17 +85,19 @@ async function main(): Promise<void> {
  * The real webview bundle in Chromium, fed real protocol messages by this script instead of the
  * extension host: a task of 5,000 transcript events, then 200 streamed text deltas.
  */
-async function longTranscript(page: Page): Promise<Row[]> {
+export async function longTranscript(page: Page): Promise<Row[]> {
   const events: unknown[] = [];
   for (let i = 0; events.length < 5000; i++) {
     events.push({ at: i, type: 'assistant', content: [{ type: 'text', text: `Step ${i}: running the tests again.\n\n\`\`\`python\nprint(${i})\n\`\`\`` }, { type: 'tool_use', id: `t${i}`, name: 'bash', input: { command: `pytest -q tests/test_${i}.py` } }] });
     events.push({ at: i, type: 'tool_result', toolUseId: `t${i}`, name: 'bash', content: `${i} passed in 0.1s\n`.repeat(5), isError: false, exitCode: 0, durationMs: 100 });
   }
+  page.on('console', (m) => m.type() === 'error' && console.error(`[panel] ${m.text()}`));
+  page.on('pageerror', (e) => console.error(`[panel] ${e.message}`));
   await page.goto('about:blank');
   await page.setContent('<!DOCTYPE html><html><body><main id="app"></main></body></html>');
-  await page.evaluate(() => {
-    (window as unknown as { acquireVsCodeApi: unknown }).acquireVsCodeApi = () => ({ postMessage: () => undefined, getState: () => undefined, setState: () => undefined });
-  });
+  // what the page sends back: an invalidMessage means the bench fed it something wrong (a string,
+  // not a function: tsx would wrap functions in a helper the page does not have)
+  await page.evaluate(`window.acquireVsCodeApi = () => ({ postMessage: (m) => m.type === 'invalidMessage' && console.error('refused: ' + m.error), getState: () => undefined, setState: () => undefined })`);
   await page.addScriptTag({ path: path.join(ROOT, 'dist', 'webview.js') });
   // a string, not a function: tsx would wrap named functions in a helper the page does not have
   const r = await page.evaluate<{ load: number; p50: number; p95: number; nodes: number }>(`(async (evs) => {
@@ -133,7 +135,9 @@ async function longTranscript(page: Page): Promise<Row[]> {
   ];
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
