@@ -39,6 +39,17 @@ after(async () => {
   await model?.close();
 });
 
+/** `<name>-dark.png`, then the same in Light Modern as `<name>-light.png`; back to dark after. */
+async function screenshotInBothThemes(name: string): Promise<void> {
+  await screenshot(page, `${name}-dark`);
+  await selectTheme(page, 'Light Modern');
+  await page.locator('.monaco-workbench.vs').waitFor({ timeout: 20_000 });
+  await page.waitForTimeout(1000);
+  await screenshot(page, `${name}-light`);
+  await selectTheme(page, 'Dark Modern');
+  await page.locator('.monaco-workbench.vs-dark').waitFor({ timeout: 20_000 });
+}
+
 describe('the user journey in a real VS Code', () => {
   it('opens the Cowork panel from the activity bar', async () => {
     const entry = page.locator('.activitybar .action-item a[aria-label^="Cowork"]');
@@ -75,13 +86,7 @@ describe('the user journey in a real VS Code', () => {
     // usage of the task's VM, sampled from the helper every 2 s
     await panel.locator('#task-vm-usage', { hasText: /mem \d+ MiB/ }).waitFor({ timeout: 20_000 });
     assert.match((await panel.locator('#task-vm-usage').textContent()) ?? '', /cpu \d+% · mem \d+ MiB · disk \d+/);
-    await screenshot(page, '03-panel-dark');
-    await selectTheme(page, 'Light Modern');
-    await page.locator('.monaco-workbench.vs').waitFor({ timeout: 20_000 });
-    await page.waitForTimeout(1000);
-    await screenshot(page, '03-panel-light');
-    await selectTheme(page, 'Dark Modern');
-    await page.locator('.monaco-workbench.vs-dark').waitFor({ timeout: 20_000 });
+    await screenshotInBothThemes('03-panel');
   });
 
   it('shows the blocked network request in the panel', async () => {
@@ -133,12 +138,7 @@ describe('the user journey in a real VS Code', () => {
     await panel.locator('#delegate').click();
     await panel.locator('details.tool pre.output', { hasText: 'started-long' }).waitFor({ timeout: 240_000 });
     // mid-task, in both themes (docs/screenshots)
-    await screenshot(page, '06-running-dark');
-    await selectTheme(page, 'Light Modern');
-    await page.locator('.monaco-workbench.vs').waitFor({ timeout: 20_000 });
-    await page.waitForTimeout(500);
-    await screenshot(page, '06-running-light');
-    await selectTheme(page, 'Dark Modern');
+    await screenshotInBothThemes('06-running');
     await panel.locator('#stop-task').click();
     await panel.locator('.msg.stopped').waitFor({ timeout: 15_000 });
     await screenshot(page, '06-stopped');
