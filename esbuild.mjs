@@ -1,5 +1,6 @@
 // Bundles the three programs of the extension into dist/:
-//   extension.js — runs in the VS Code extension host (CommonJS, `vscode` external)
+//   extension.js — activation in the VS Code extension host (CommonJS, `vscode` external); it loads
+//   wiring.js — the engine and the workbench glue — on first use, and that loads vendor/*.js when a task runs
 //   vm-host.js   — the helper the extension starts with its own Node (owns QEMU and images)
 //   webview.js   — the side panel UI (browser, IIFE)
 // and copies the codicon font the panel uses.
@@ -42,8 +43,17 @@ const vendorBuilds = Object.entries(VENDOR).map(([pkg, file]) => ({
   external: nodeExternals,
 }));
 
+/** extension.js is only the activation stand-ins; it requires the engine's wiring (dist/wiring.js) on first use. */
+const wiringSplit = {
+  name: 'wiring-split',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/wiring\.js$/ }, () => ({ path: './wiring.js', external: true }));
+  },
+};
+
 const builds = [
-  { ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', target: 'node20', external: ['vscode', ...nodeExternals], plugins: [vendorSplit] },
+  { ...common, entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', target: 'node20', external: ['vscode', ...nodeExternals], plugins: [wiringSplit] },
+  { ...common, entryPoints: ['extension/wiring.ts'], outfile: 'dist/wiring.js', platform: 'node', format: 'cjs', target: 'node20', external: ['vscode', ...nodeExternals], plugins: [vendorSplit] },
   ...vendorBuilds,
   { ...common, entryPoints: ['vm-host/main.ts'], outfile: 'dist/vm-host.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternals },
   { ...common, entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', platform: 'browser', format: 'iife', target: 'es2022' },

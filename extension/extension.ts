@@ -1,132 +1,58 @@
-// activate() only wires: build the services, register them, return. Everything registered is
-// owned by context.subscriptions.
-import * as path from 'node:path';
+// Activation: only what must exist from the start — a stand-in for every command, the panel's view
+// provider and the status bar item. The engine (extension/wiring.ts, bundled as dist/wiring.js with
+// zod, the review, the panel, the session code) is loaded the first time any of them is used:
+// loading it is most of the start-up cost (docs/benchmarks.md), and a window where Cowork is not
+// used never pays it. A stand-in command loads the engine, which registers the real command, and
+// then runs it with the same arguments.
 import * as vscode from 'vscode';
-import { registerCommands } from './commands/registerCommands';
-import { Commands, ContextKeys, LOG_CHANNEL_NAME, SECRET_API_KEY, Views } from './ids';
-import { CoworkViewProvider } from './panel/coworkViewProvider';
-import { registerReview, Reviews } from './review/registerReview';
-import type { ReviewController } from './review/reviewController';
-import { TaskManager } from './session/taskManager';
-import { VmHelper } from './session/vmHelper';
-import { WorkspaceVm } from './session/workspaceVm';
-import { channelLogger } from './workbench/logger';
+import { Commands, Views } from './ids';
 import { createStatusBar } from './workbench/statusBar';
-import { trackVmProgress } from './workbench/vmProgress';
-import { readSettings } from './workbench/settings';
+import type { Cowork, CoworkApi, wire } from './wiring';
 
-export interface CoworkApi {
-  readonly workspaceVm: () => WorkspaceVm | undefined;
-  readonly tasks: () => Promise<TaskManager | undefined>;
-  /** the review (SourceControl) of a task, for tests and other extensions */
-  readonly review: (taskId: string) => ReviewController | undefined;
-}
+export type { CoworkApi } from './wiring';
 
 export function activate(context: vscode.ExtensionContext): CoworkApi {
-  const started = performance.now();
-  const log = vscode.window.createOutputChannel(LOG_CHANNEL_NAME, { log: true });
-  context.subscriptions.push(log);
-  const logger = channelLogger(log);
-  // One vm-host helper owns every VM of this window; closing it (dispose) stops them all.
-  const helper = new VmHelper({ helperPath: path.join(context.extensionPath, 'dist', 'vm-host.js'), log: logger });
-  const folder = (): string | undefined => {
-    const f = vscode.workspace.workspaceFolders?.[0];
-    return f && f.uri.scheme === 'file' ? f.uri.fsPath : undefined;
-  };
-
-  let workspaceVm: WorkspaceVm | undefined;
-  const getVm = (): WorkspaceVm | undefined => {
-    const ws = folder();
-    if (!ws) return undefined;
-    if (!workspaceVm) {
-      workspaceVm = new WorkspaceVm({ helper, workspace: ws, storageDir: context.globalStorageUri.fsPath, log: logger });
-      const sub = workspaceVm.onStatus((s) => {
-        void vscode.commands.executeCommand('setContext', ContextKeys.vmState, s.state);
-        panel.pushState();
-      });
-      const vm = workspaceVm;
-      context.subscriptions.push({ dispose: () => sub.dispose() }, trackVmProgress(vm, 'starting the workspace VM', () => void vm.stop(), log));
-    }
-    return workspaceVm;
-  };
-
-  let manager: Promise<TaskManager | undefined> | undefined;
-  const getTasks = (): Promise<TaskManager | undefined> => {
-    const ws = folder();
-    if (!ws || !vscode.workspace.isTrusted) return Promise.resolve(undefined);
-    manager ??= TaskManager.load({
-      helper,
-      workspace: ws,
-      // Tasks belong to this workspace: keep them in its own storage.
-      storageDir: (context.storageUri ?? context.globalStorageUri).fsPath,
-      log: logger,
-      apiKey: async () => (await context.secrets.get(SECRET_API_KEY)) ?? process.env.ANTHROPIC_API_KEY,
-      settings: () => {
-        const s = readSettings();
-        if (!s.ok) throw new Error(`Cowork settings are invalid: ${s.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
-        return s.settings;
-      },
-    }).then((m) => {
-      const tracked = new Set<string>();
-      const adopt = (): void => {
-        for (const t of m.list()) {
-          const task = m.get(t.id);
-          if (!task) continue;
-          const review = reviews.controllerFor(task);
-          if (tracked.has(t.id)) continue;
-          tracked.add(t.id);
-          if (review) context.subscriptions.push(review.onDidChangeCount(() => status.update(m)));
-          // Cancel in the boot notification stops the task (and the VM it was starting)
-          context.subscriptions.push(trackVmProgress(task.vm, `starting the VM for "${t.title}"`, () => void vscode.commands.executeCommand(Commands.stopTask, t.id), log));
-        }
-      };
-      adopt();
-      status.update(m);
-      m.on('changed', () => {
-        adopt();
-        status.update(m);
-        void panel.pushTasks();
-      });
-      context.subscriptions.push({ dispose: () => void m.dispose() });
-      return m;
-    });
-    return manager;
-  };
-
-  const status = createStatusBar(`${Views.panel}.focus`, (id) => reviews.get(id)?.count ?? 0);
+  let cowork: Cowork | undefined;
+  const standIns: vscode.Disposable[] = [];
+  const status = createStatusBar(`${Views.panel}.focus`, (id) => cowork?.changesOf(id) ?? 0);
   context.subscriptions.push(status.item);
-  const reviewDeps = { log, showTask: (id: string): Promise<void> => panel.select(id) };
-  const reviews = new Reviews(reviewDeps);
-  context.subscriptions.push(reviews, ...registerReview(reviewDeps, reviews));
-  const panel = new CoworkViewProvider({ extensionUri: context.extensionUri, vm: getVm, tasks: getTasks, log, scripted: process.env.COWORK_SCRIPTED_DEMO === '1', review: (id): ReviewController | undefined => reviews.get(id) });
+
+  const load = (): Cowork => {
+    if (cowork) return cowork;
+    const started = performance.now();
+    for (const d of standIns.splice(0)) d.dispose();
+    // a separate file, kept out of extension.js by esbuild.mjs (see there)
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const wiring = require('./wiring.js') as { wire: typeof wire };
+    cowork = wiring.wire(context, status);
+    // npm run bench reads this line
+    cowork.log.info(`Cowork's engine loaded in ${(performance.now() - started).toFixed(1)} ms (trusted workspace: ${vscode.workspace.isTrusted})`);
+    return cowork;
+  };
+
+  for (const id of Object.values(Commands)) {
+    standIns.push(
+      vscode.commands.registerCommand(id, (...args: unknown[]): Thenable<unknown> => {
+        load();
+        return vscode.commands.executeCommand<unknown>(id, ...args);
+      }),
+    );
+  }
   context.subscriptions.push(
-    panel,
-    vscode.window.registerWebviewViewProvider(Views.panel, panel, { webviewOptions: { retainContextWhenHidden: false } }),
-    vscode.workspace.onDidGrantWorkspaceTrust(() => {
-      panel.pushState();
-      void panel.pushTasks();
-    }),
-    vscode.workspace.onDidChangeConfiguration((e) => {
-      if (e.affectsConfiguration('cowork')) panel.pushState();
-    }),
-    ...registerCommands({
-      context,
-      log,
-      vm: getVm,
-      tasks: getTasks,
-      showTask: (id) => panel.select(id),
-      revealPanel: async () => {
-        await vscode.commands.executeCommand(`${Views.panel}.focus`);
+    {
+      dispose: () => {
+        for (const d of standIns.splice(0)) d.dispose();
       },
-    }),
-    // The VMs die with the window: closing the helper's stdin stops them.
-    { dispose: () => void (workspaceVm?.dispose() ?? Promise.resolve()).then(() => helper.dispose()) },
+    },
+    vscode.window.registerWebviewViewProvider(Views.panel, { resolveWebviewView: (view, ctx, token) => load().panel.resolveWebviewView(view, ctx, token) }, { webviewOptions: { retainContextWhenHidden: false } }),
   );
-  // npm run bench reads this line (activate() itself; VS Code's own figure adds loading the bundle)
-  log.info(`Cowork activated in ${(performance.now() - started).toFixed(1)} ms (trusted workspace: ${vscode.workspace.isTrusted})`);
-  return { workspaceVm: () => workspaceVm, tasks: getTasks, review: (id) => reviews.get(id) };
+  return {
+    workspaceVm: () => load().api.workspaceVm(),
+    tasks: () => load().api.tasks(),
+    review: (id) => load().api.review(id),
+  };
 }
 
 export function deactivate(): void {
-  // context.subscriptions disposes everything, including the VM helpers.
+  // context.subscriptions disposes everything, including the VM helper (and so every VM).
 }

@@ -2,8 +2,13 @@
 import * as vscode from 'vscode';
 import type { TaskManager } from '../session/taskManager';
 
+export interface StatusBar {
+  update(m: TaskManager | undefined): void;
+  readonly item: vscode.StatusBarItem;
+}
+
 /** `changes(taskId)`: how many changes of that task wait for review. */
-export function createStatusBar(revealCommand: string, changes: (taskId: string) => number): { update(m: TaskManager | undefined): void; item: vscode.StatusBarItem } {
+export function createStatusBar(revealCommand: string, changes: (taskId: string) => number): StatusBar {
   const item = vscode.window.createStatusBarItem('cowork.status', vscode.StatusBarAlignment.Left, 50);
   item.name = 'Cowork';
   item.command = revealCommand;

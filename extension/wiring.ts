@@ -1,0 +1,131 @@
+// The engine's wiring: builds the services, registers the commands (replacing extension.ts's
+// stand-ins), the review and the panel's provider, and returns what extension.ts hands out.
+// extension.ts loads this file (dist/wiring.js) on first use, not at activation. Everything
+// registered is owned by context.subscriptions.
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { registerCommands } from './commands/registerCommands';
+import { Commands, ContextKeys, LOG_CHANNEL_NAME, SECRET_API_KEY, Views } from './ids';
+import { CoworkViewProvider } from './panel/coworkViewProvider';
+import { registerReview, Reviews } from './review/registerReview';
+import type { ReviewController } from './review/reviewController';
+import { TaskManager } from './session/taskManager';
+import { VmHelper } from './session/vmHelper';
+import { WorkspaceVm } from './session/workspaceVm';
+import { channelLogger } from './workbench/logger';
+import type { StatusBar } from './workbench/statusBar';
+import { trackVmProgress } from './workbench/vmProgress';
+import { readSettings } from './workbench/settings';
+
+export interface CoworkApi {
+  readonly workspaceVm: () => WorkspaceVm | undefined;
+  readonly tasks: () => Promise<TaskManager | undefined>;
+  /** the review (SourceControl) of a task, for tests and other extensions */
+  readonly review: (taskId: string) => ReviewController | undefined;
+}
+
+export interface Cowork {
+  readonly api: CoworkApi;
+  readonly panel: vscode.WebviewViewProvider;
+  readonly changesOf: (taskId: string) => number;
+  readonly log: vscode.LogOutputChannel;
+}
+
+export function wire(context: vscode.ExtensionContext, status: StatusBar): Cowork {
+  const log = vscode.window.createOutputChannel(LOG_CHANNEL_NAME, { log: true });
+  context.subscriptions.push(log);
+  const logger = channelLogger(log);
+  // One vm-host helper owns every VM of this window; closing it (dispose) stops them all.
+  const helper = new VmHelper({ helperPath: path.join(context.extensionPath, 'dist', 'vm-host.js'), log: logger });
+  const folder = (): string | undefined => {
+    const f = vscode.workspace.workspaceFolders?.[0];
+    return f && f.uri.scheme === 'file' ? f.uri.fsPath : undefined;
+  };
+
+  let workspaceVm: WorkspaceVm | undefined;
+  const getVm = (): WorkspaceVm | undefined => {
+    const ws = folder();
+    if (!ws) return undefined;
+    if (!workspaceVm) {
+      workspaceVm = new WorkspaceVm({ helper, workspace: ws, storageDir: context.globalStorageUri.fsPath, log: logger });
+      const sub = workspaceVm.onStatus((s) => {
+        void vscode.commands.executeCommand('setContext', ContextKeys.vmState, s.state);
+        panel.pushState();
+      });
+      const vm = workspaceVm;
+      context.subscriptions.push({ dispose: () => sub.dispose() }, trackVmProgress(vm, 'starting the workspace VM', () => void vm.stop(), log));
+    }
+    return workspaceVm;
+  };
+
+  let manager: Promise<TaskManager | undefined> | undefined;
+  const getTasks = (): Promise<TaskManager | undefined> => {
+    const ws = folder();
+    if (!ws || !vscode.workspace.isTrusted) return Promise.resolve(undefined);
+    manager ??= TaskManager.load({
+      helper,
+      workspace: ws,
+      // Tasks belong to this workspace: keep them in its own storage.
+      storageDir: (context.storageUri ?? context.globalStorageUri).fsPath,
+      log: logger,
+      apiKey: async () => (await context.secrets.get(SECRET_API_KEY)) ?? process.env.ANTHROPIC_API_KEY,
+      settings: () => {
+        const s = readSettings();
+        if (!s.ok) throw new Error(`Cowork settings are invalid: ${s.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
+        return s.settings;
+      },
+    }).then((m) => {
+      const tracked = new Set<string>();
+      const adopt = (): void => {
+        for (const t of m.list()) {
+          const task = m.get(t.id);
+          if (!task) continue;
+          const review = reviews.controllerFor(task);
+          if (tracked.has(t.id)) continue;
+          tracked.add(t.id);
+          if (review) context.subscriptions.push(review.onDidChangeCount(() => status.update(m)));
+          // Cancel in the boot notification stops the task (and the VM it was starting)
+          context.subscriptions.push(trackVmProgress(task.vm, `starting the VM for "${t.title}"`, () => void vscode.commands.executeCommand(Commands.stopTask, t.id), log));
+        }
+      };
+      adopt();
+      status.update(m);
+      m.on('changed', () => {
+        adopt();
+        status.update(m);
+        void panel.pushTasks();
+      });
+      context.subscriptions.push({ dispose: () => void m.dispose() });
+      return m;
+    });
+    return manager;
+  };
+
+  const reviewDeps = { log, showTask: (id: string): Promise<void> => panel.select(id) };
+  const reviews = new Reviews(reviewDeps);
+  context.subscriptions.push(reviews, ...registerReview(reviewDeps, reviews));
+  const panel = new CoworkViewProvider({ extensionUri: context.extensionUri, vm: getVm, tasks: getTasks, log, scripted: process.env.COWORK_SCRIPTED_DEMO === '1', review: (id): ReviewController | undefined => reviews.get(id) });
+  context.subscriptions.push(
+    panel,
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      panel.pushState();
+      void panel.pushTasks();
+    }),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration('cowork')) panel.pushState();
+    }),
+    ...registerCommands({
+      context,
+      log,
+      vm: getVm,
+      tasks: getTasks,
+      showTask: (id) => panel.select(id),
+      revealPanel: async () => {
+        await vscode.commands.executeCommand(`${Views.panel}.focus`);
+      },
+    }),
+    // The VMs die with the window: closing the helper's stdin stops them.
+    { dispose: () => void (workspaceVm?.dispose() ?? Promise.resolve()).then(() => helper.dispose()) },
+  );
+  return { api: { workspaceVm: () => workspaceVm, tasks: getTasks, review: (id) => reviews.get(id) }, panel, changesOf: (id) => reviews.get(id)?.count ?? 0, log };
+}
