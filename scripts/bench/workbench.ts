@@ -93,9 +93,9 @@ export async function longTranscript(page: Page): Promise<Row[]> {
     events.push({ at: i, type: 'assistant', content: [{ type: 'text', text: `Step ${i}: running the tests again.\n\n\`\`\`python\nprint(${i})\n\`\`\`` }, { type: 'tool_use', id: `t${i}`, name: 'bash', input: { command: `pytest -q tests/test_${i}.py` } }] });
     events.push({ at: i, type: 'tool_result', toolUseId: `t${i}`, name: 'bash', content: `${i} passed in 0.1s\n`.repeat(5), isError: false, exitCode: 0, durationMs: 100 });
   }
+  await page.goto('about:blank');
   page.on('console', (m) => m.type() === 'error' && console.error(`[panel] ${m.text()}`));
   page.on('pageerror', (e) => console.error(`[panel] ${e.message}`));
-  await page.goto('about:blank');
   await page.setContent('<!DOCTYPE html><html><body><main id="app"></main></body></html>');
   // what the page sends back: an invalidMessage means the bench fed it something wrong (a string,
   // not a function: tsx would wrap functions in a helper the page does not have)
