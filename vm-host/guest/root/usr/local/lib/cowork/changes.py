@@ -68,11 +68,20 @@ def _sha256(path):
     return h.hexdigest()
 
 
-def same_file(a, b):
-    sa, sb = os.lstat(a), os.lstat(b)
+def same_content(a, sa, b, sb):
+    # sizes first: only files of equal size are hashed (the lower one over 9p)
     if sa.st_size != sb.st_size:
         return False
     return sha256(a) == sha256(b)
+
+
+def lstat_or_none(path):
+    # The lower layer is the 9p share: every stat is a round trip to the host (~1 ms under
+    # emulation), so each entry is looked up there once and the answers derived from that.
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def opaque(path):
@@ -114,37 +123,41 @@ def scan():
         for name in dirnames:
             # a directory in the upper dir where the lower had a file or symlink: that was deleted
             rel = os.path.join(rel_dir, name) if rel_dir else name
-            low = os.path.join(LOWER, rel)
             up = os.path.join(dirpath, name)
-            if not os.path.islink(up) and os.path.lexists(low) and (os.path.islink(low) or not os.path.isdir(low)):
-                emit(rel, "deleted", type="symlink" if os.path.islink(low) else "file")
+            if os.path.islink(up):
+                continue
+            lst = lstat_or_none(os.path.join(LOWER, rel))
+            if lst is not None and not stat.S_ISDIR(lst.st_mode):
+                emit(rel, "deleted", type="symlink" if stat.S_ISLNK(lst.st_mode) else "file")
         for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             up = os.path.join(dirpath, name)
             rel = os.path.join(rel_dir, name) if rel_dir else name
             low = os.path.join(LOWER, rel)
             try:
                 st = os.lstat(up)
+                lst = lstat_or_none(low)
                 if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                    if os.path.lexists(low):
-                        if os.path.isdir(low) and not os.path.islink(low):
+                    if lst is not None:
+                        if stat.S_ISDIR(lst.st_mode):
                             for gone in lower_files(rel):
                                 emit(gone, "deleted", type="file")
                         else:
-                            emit(rel, "deleted", type="symlink" if os.path.islink(low) else "file")
+                            emit(rel, "deleted", type="symlink" if stat.S_ISLNK(lst.st_mode) else "file")
                     continue
                 if stat.S_ISLNK(st.st_mode):
                     target = os.readlink(up)
-                    if os.path.islink(low) and os.readlink(low) == target:
+                    if lst is not None and stat.S_ISLNK(lst.st_mode) and os.readlink(low) == target:
                         continue
-                    emit(rel, "symlink", type="symlink", target=b64(target), existed=os.path.lexists(low))
+                    emit(rel, "symlink", type="symlink", target=b64(target), existed=lst is not None)
                     continue
                 if not stat.S_ISREG(st.st_mode):
                     errors.append({"path": b64(rel), "message": "not a regular file, link or deletion; left out"})
                     continue
                 mode = stat.S_IMODE(st.st_mode)
-                if os.path.lexists(low) and not os.path.isdir(low):
-                    lst = os.lstat(low)
-                    if stat.S_ISREG(lst.st_mode) and same_file(up, low):
+                # (a lower symlink to a folder counts as a folder, as os.path.isdir says)
+                low_is_dir = lst is not None and (stat.S_ISDIR(lst.st_mode) or (stat.S_ISLNK(lst.st_mode) and os.path.isdir(low)))
+                if lst is not None and not low_is_dir:
+                    if stat.S_ISREG(lst.st_mode) and same_content(up, st, low, lst):
                         if stat.S_IMODE(lst.st_mode) != mode:
                             emit(rel, "mode", type="file", size=st.st_size, sha256=sha256(up), mode=mode)
                         continue  # copied up but unchanged
