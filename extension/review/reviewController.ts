@@ -3,6 +3,7 @@
 // the guest), and accept / discard per file or all. Nothing is written to the workspace except by
 // Accept, through extension/changes/apply.ts.
 import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { applyChange, isConflicted, readHostFile, resolveInside, type ConflictChoice } from '../changes/apply';
 import { asText, diffView, isBinary, MAX_DIFF_BYTES, PANEL_DIFF_BYTES } from '../changes/diffView';
@@ -31,8 +32,9 @@ export class ReviewController implements vscode.Disposable {
   private readonly emitter = new vscode.EventEmitter<number>();
   private readonly applied: AppliedGroup | undefined;
   private readonly statesByPath = new Map<string, ChangeState>();
-  /** when Cowork itself last wrote each host file (mtime, ms) */
+  /** when Cowork itself last wrote each host file (mtime, ms); kept in the task's storage so a reload remembers */
   private readonly ownWrites = new Map<string, number>();
+  private ownWritesLoaded: Promise<void> | undefined;
   /** panel diffs by path, valid while the agent's hash and the host file's mtime stay the same */
   private readonly diffCache = new Map<string, { key: string; view: ChangeView }>();
   readonly onDidChangeCount = this.emitter.event;
@@ -69,6 +71,7 @@ export class ReviewController implements vscode.Disposable {
   refresh(): Promise<void> {
     this.refreshing ??= (async () => {
       try {
+        await this.loadOwnWrites();
         const guest = await this.task.guest();
         const cs = await readChangeSet(guest);
         for (const p of cs.problems) this.log.warn(`[review] ${p.display}: ${p.message}`);
@@ -140,7 +143,31 @@ export class ReviewController implements vscode.Disposable {
   }
 
   private async rememberWrite(change: Change): Promise<void> {
+    await this.loadOwnWrites();
     this.ownWrites.set(change.path.toString('base64'), Math.max(Date.now(), await readHostMtime(this.workspace.fsPath, change.path)));
+    const file = this.ownWritesFile;
+    try {
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      await fs.writeFile(`${file}.tmp`, JSON.stringify(Object.fromEntries(this.ownWrites)));
+      await fs.rename(`${file}.tmp`, file);
+    } catch (err) {
+      this.log.warn(`[review] cannot save ${file}: ${String(err)} (a later change to an accepted file may be flagged as a conflict)`);
+    }
+  }
+
+  private get ownWritesFile(): string {
+    return path.join(this.task.storageDir, 'own-writes.json');
+  }
+
+  private loadOwnWrites(): Promise<void> {
+    this.ownWritesLoaded ??= fs.readFile(this.ownWritesFile, 'utf8').then(
+      (text) => {
+        const saved = JSON.parse(text) as unknown;
+        if (saved && typeof saved === 'object') for (const [k, v] of Object.entries(saved)) if (typeof v === 'number') this.ownWrites.set(k, Math.max(v, this.ownWrites.get(k) ?? 0));
+      },
+      () => undefined, // nothing accepted yet
+    ).catch(() => undefined); // unreadable: start empty (at worst a false conflict, which asks)
+    return this.ownWritesLoaded;
   }
 
   /** The changes as the panel shows them: a unified diff per text file, a note otherwise. */
@@ -198,6 +225,7 @@ export class ReviewController implements vscode.Disposable {
    * change stays proposed.
    */
   async acceptRanges(pathB64: string, ranges: readonly LineRange[]): Promise<{ applied: number; total: number }> {
+    await this.loadOwnWrites();
     const change = this.find(pathB64);
     if (!change) throw new Error('This file is no longer in the change set.');
     if (change.kind !== 'modified') throw new Error(`Only a modified file can be accepted in part; ${change.display} is ${change.kind}. Accept or discard it as a whole.`);
@@ -224,6 +252,7 @@ export class ReviewController implements vscode.Disposable {
   }
 
   async accept(changes: readonly Change[]): Promise<{ applied: number; refused: string[] }> {
+    await this.loadOwnWrites();
     const guest = await this.task.guest();
     let applied = 0;
     const refused: string[] = [];
