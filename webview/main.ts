@@ -3,21 +3,19 @@
 // comes from the host only.
 //
 // The page is built once and updated in place: the prompt and follow-up boxes keep what the person
-// is typing while events stream in, and the transcript re-renders only the items that changed
-// (keyed by item), showing the latest WINDOW items with a button for earlier ones, so a 5,000-event
-// task stays smooth. Updates are batched to one per animation frame.
+// is typing while events stream in; the transcript (./view/transcriptView) re-renders only the
+// items that changed and the changes (./view/changesView) only when the host sends new ones, so a
+// 5,000-event task stays smooth. Updates are batched to one per animation frame.
 import { HostToWebview, type ChangeView, type TaskSummary, type VmStatusView, type VmUsageView, type WebviewToHost } from '../extension/protocol/webview';
-import { button, divider, iconButton, progressRing, registerComponents, tag, textArea, textField } from './ui';
-import { highlight, languageForFile } from './view/highlight';
-import { renderMarkdown } from './view/markdown';
-import { applyEvent, applyTextDelta, applyToolOutput, applyToolStart, describeTool, emptyView, type Item, type TaskView } from './view/transcriptModel';
+import { button, divider, registerComponents, tag, textArea, textField } from './ui';
+import { ChangesView, type ChangeActions } from './view/changesView';
+import { age, bytes, el } from './view/dom';
+import { applyEvent, applyTextDelta, applyToolOutput, applyToolStart, emptyView, type TaskView } from './view/transcriptModel';
+import { TranscriptView } from './view/transcriptView';
 
 declare function acquireVsCodeApi(): { postMessage(msg: unknown): void; getState(): unknown; setState(s: unknown): void };
 const vscode = acquireVsCodeApi();
 const send = (msg: WebviewToHost): void => vscode.postMessage(msg);
-
-/** How many transcript items are in the page at once; "Show earlier" adds as many again. */
-const WINDOW = 200;
 
 interface PanelState {
   vm: VmStatusView;
@@ -38,30 +36,6 @@ const state: PanelState = { vm: { state: 'stopped' }, trusted: true, settingsPro
 
 const STATE_LABEL: Record<VmStatusView['state'], string> = { stopped: 'VM stopped', booting: 'VM booting…', ready: 'VM ready', stopping: 'VM stopping…', failed: 'VM failed' };
 const TASK_LABEL: Record<TaskSummary['state'], string> = { queued: 'queued', booting: 'booting VM', running: 'running', idle: 'waiting for review', failed: 'failed', stopped: 'stopped' };
-
-function el<K extends keyof HTMLElementTagNameMap>(tagName: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tagName);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function age(ms: number): string {
-  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
-  return s < 60 ? `${s}s` : s < 3600 ? `${Math.round(s / 60)}m` : s < 86400 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86400)}d`;
-}
-
-function bytes(n: number): string {
-  return n < 1024 * 1024 ? `${Math.round(n / 1024)} KiB` : n < 1024 ** 3 ? `${(n / 1024 / 1024).toFixed(0)} MiB` : `${(n / 1024 ** 3).toFixed(1)} GiB`;
-}
-
-/** Buttons inside a <summary> must not also open or close its <details>. */
-function inert(...children: HTMLElement[]): HTMLElement {
-  const span = el('span', 'actions');
-  span.append(...children);
-  span.addEventListener('click', (e) => e.preventDefault());
-  return span;
-}
 
 // ---- the page, built once ----------------------------------------------------------------------
 
@@ -87,16 +61,8 @@ const vmNote = el('div');
 const plan = el('ol', 'plan');
 plan.setAttribute('aria-label', 'Plan');
 const blocked = el('div', 'blocked');
-const changes = el('details', 'changes');
-changes.open = true;
-const earlier = el('button', 'link earlier');
-earlier.addEventListener('click', () => {
-  windowSize += WINDOW;
-  scheduleRender();
-});
-const transcript = el('div', 'transcript');
-transcript.id = 'transcript';
-transcript.setAttribute('aria-live', 'polite');
+const changes = new ChangesView();
+const transcript = new TranscriptView(() => scheduleRender());
 const followBox = el('div', 'follow-up');
 const follow = textArea({ placeholder: 'Follow up… (Ctrl+Enter to send)', id: 'follow-up', rows: 2 });
 const sendFollowUp = (): void => {
@@ -107,7 +73,7 @@ const sendFollowUp = (): void => {
 };
 follow.addEventListener('keydown', (e) => (e.ctrlKey || e.metaKey) && e.key === 'Enter' && sendFollowUp());
 followBox.append(follow, button('Send', { icon: 'send', id: 'send-follow-up', onClick: sendFollowUp }));
-taskView.append(strip, vmNote, plan, blocked, changes, earlier, transcript, followBox);
+taskView.append(strip, vmNote, plan, blocked, changes.root, transcript.earlier, transcript.list, followBox);
 
 const vmBox = el('details', 'vm');
 const vmSummary = el('summary');
@@ -124,94 +90,6 @@ vmBox.append(vmSummary, vmButtons, command, commandOutput);
 
 const dividers = [divider(), divider()];
 app.append(notices, newTask, taskList, dividers[0]!, taskView, dividers[1]!, vmBox);
-
-// ---- the transcript, keyed by item ---------------------------------------------------------------
-
-let windowSize = WINDOW;
-const rendered = new WeakMap<Item, { el: HTMLElement; sig: string }>();
-/** tool cards the person opened or closed by hand (by tool id) */
-const toggled = new Map<string, boolean>();
-
-/** What about an item can still change; an item is re-rendered only when this does. */
-function signature(item: Item): string {
-  switch (item.kind) {
-    case 'assistant':
-      return `${item.live ? 'live' : 'done'}:${item.text.length}`;
-    case 'tool':
-      return `${item.card.running}:${item.card.output.length}:${item.card.result ? 'r' : ''}`;
-    case 'user':
-    case 'error':
-    case 'stopped':
-      return '';
-  }
-}
-
-function renderItem(item: Item): HTMLElement {
-  switch (item.kind) {
-    case 'user':
-      return el('div', 'msg user', item.text);
-    case 'assistant': {
-      const d = el('div', 'md msg assistant');
-      d.innerHTML = renderMarkdown(item.text); // no raw HTML, only http(s)/mailto links (./view/markdown)
-      if (item.live) d.classList.add('live');
-      return d;
-    }
-    case 'tool': {
-      const c = item.card;
-      const det = el('details', `tool ${c.result?.isError ? 'tool-error' : ''} ${c.running ? 'tool-running' : ''}`);
-      det.dataset.tool = c.name;
-      const sum = el('summary');
-      sum.append(el('span', `codicon codicon-${c.name === 'bash' ? 'terminal' : c.name === 'update_plan' ? 'checklist' : 'edit'}`), el('span', 'tool-title', describeTool(c)));
-      if (c.running) sum.append(progressRing());
-      if (c.result) {
-        const bits: string[] = [];
-        if (c.result.exitCode !== undefined && c.result.exitCode !== null) bits.push(`exit ${c.result.exitCode}`);
-        if (c.result.durationMs !== undefined) bits.push(`${(c.result.durationMs / 1000).toFixed(1)} s`);
-        if (c.result.isError) bits.push('error');
-        if (bits.length) sum.append(el('span', 'muted tool-meta', bits.join(' · ')));
-      }
-      det.append(sum);
-      const body = c.result ? c.result.content : c.output;
-      if (body) det.append(el('pre', 'output', body));
-      // running cards are open; finished ones closed, unless the person chose otherwise
-      det.open = toggled.get(c.id) ?? c.running;
-      det.addEventListener('toggle', () => {
-        if (det.open !== (toggled.get(c.id) ?? c.running)) toggled.set(c.id, det.open);
-      });
-      return det;
-    }
-    case 'error': {
-      const d = el('div', 'msg error-box');
-      d.append(el('span', 'codicon codicon-error'), el('span', '', ` ${item.message}`));
-      if (item.action) d.append(el('div', 'action', item.action));
-      return d;
-    }
-    case 'stopped':
-      return el('div', 'msg stopped', `■ ${item.reason}`);
-  }
-}
-
-function renderTranscript(): void {
-  const items = state.view.items;
-  const start = Math.max(0, items.length - windowSize);
-  earlier.hidden = start === 0;
-  earlier.textContent = `Show ${Math.min(start, WINDOW)} earlier of ${start} hidden events`;
-  const wanted: HTMLElement[] = [];
-  for (let i = start; i < items.length; i++) {
-    const item = items[i]!;
-    const sig = signature(item);
-    let r = rendered.get(item);
-    if (!r || r.sig !== sig) {
-      const fresh = renderItem(item);
-      r?.el.replaceWith(fresh);
-      r = { el: fresh, sig };
-      rendered.set(item, r);
-    }
-    wanted.push(r.el);
-  }
-  const kids = transcript.children;
-  if (kids.length !== wanted.length || wanted.some((w, i) => kids[i] !== w)) transcript.replaceChildren(...wanted);
-}
 
 // ---- the other regions, small enough to rebuild ---------------------------------------------------
 
@@ -290,73 +168,14 @@ function renderBlocked(task: TaskSummary): void {
   blocked.replaceChildren(...rows);
 }
 
-/** diffs the person opened or closed by hand (by path) */
-const diffOpen = new Map<string, boolean>();
-let changesKey = '';
-
-function diffBody(file: ChangeView): HTMLElement {
-  const pre = el('pre', 'diff');
-  const lang = languageForFile(file.display);
-  for (const line of file.lines) {
-    const kind = line.startsWith('@@') ? 'hunk' : line[0] === '+' ? 'add' : line[0] === '-' ? 'del' : 'ctx';
-    const row = el('span', `diff-line ${kind}`);
-    if (kind === 'hunk') row.textContent = line;
-    else {
-      row.append(el('span', 'sign', line[0] ?? ' '));
-      const code = el('span', 'code');
-      const coloured = highlight(line.slice(1), lang);
-      if (coloured === undefined) code.textContent = line.slice(1);
-      else code.innerHTML = coloured; // escaped by highlight.js
-      row.append(code);
-    }
-    pre.append(row, document.createTextNode('\n'));
-  }
-  if (file.truncated) pre.append(el('span', 'muted', '… (more in the diff editor)'));
-  return pre;
-}
-
-function renderChanges(task: TaskSummary): void {
-  // rebuilding resets scroll and focus inside the diffs: only when they changed
-  const key = JSON.stringify([task.id, state.changes]);
-  if (key === changesKey) return;
-  changesKey = key;
-  changes.hidden = state.changes.length === 0;
-  const sum = el('summary');
-  const pending = state.changes.filter((f) => !f.applied).length;
-  const applied = state.changes.length - pending;
-  sum.append(el('span', 'section-title', applied ? `Changed in your folder (${applied})${pending ? ` · not applied (${pending})` : ''}` : `Changes (${state.changes.length})`));
-  if (pending) sum.append(
-    inert(
-      button('Accept All', { icon: 'check-all', id: 'accept-all', onClick: () => send({ type: 'acceptAll', taskId: task.id }) }),
-      button('Discard All', { icon: 'discard', secondary: true, id: 'discard-all', onClick: () => send({ type: 'discardAll', taskId: task.id }) }),
-    ),
-  );
-  const few = state.changes.length <= 3 && state.changes.reduce((n, f) => n + f.lines.length, 0) <= 80;
-  const files = state.changes.map((file) => {
-    const det = el('details', `file-diff kind-${file.kind}${file.conflicted ? ' conflicted' : ''}`);
-    det.dataset.path = file.display;
-    const head = el('summary');
-    const icon = file.conflicted ? 'warning' : file.kind === 'added' ? 'diff-added' : file.kind === 'deleted' ? 'diff-removed' : 'diff-modified';
-    head.append(el('span', `codicon codicon-${icon}`), el('span', 'file-name', file.display));
-    if (file.added || file.removed) head.append(el('span', 'added', `+${file.added}`), el('span', 'removed', `−${file.removed}`));
-    if (file.conflicted) head.append(el('span', 'badge conflict', 'conflict'));
-    const openDiff = iconButton('diff', `Open Diff: ${file.display}`, () => send({ type: 'openDiff', taskId: task.id, path: file.path }));
-    head.append(
-      file.applied
-        ? // direct mode: already in the folder; Revert puts the person's version back
-          inert(openDiff, iconButton('discard', `Revert ${file.display} to your version`, () => send({ type: 'discardFile', taskId: task.id, path: file.path })))
-        : inert(
-            openDiff,
-            iconButton('check', `Accept ${file.display}`, () => send({ type: 'acceptFile', taskId: task.id, path: file.path })),
-            iconButton('discard', `Discard ${file.display}`, () => send({ type: 'discardFile', taskId: task.id, path: file.path })),
-          ),
-    );
-    det.append(head, file.note ? el('p', 'muted note', file.note) : diffBody(file));
-    det.open = diffOpen.get(file.path) ?? (few && !file.note);
-    det.addEventListener('toggle', () => diffOpen.set(file.path, det.open));
-    return det;
-  });
-  changes.replaceChildren(sum, ...files);
+function changeActions(taskId: string): ChangeActions {
+  return {
+    openDiff: (path) => send({ type: 'openDiff', taskId, path }),
+    accept: (path) => send({ type: 'acceptFile', taskId, path }),
+    discard: (path) => send({ type: 'discardFile', taskId, path }),
+    acceptAll: () => send({ type: 'acceptAll', taskId }),
+    discardAll: () => send({ type: 'discardAll', taskId }),
+  };
 }
 
 function renderVm(): void {
@@ -393,8 +212,8 @@ function render(): void {
     renderStrip(task);
     renderPlan();
     renderBlocked(task);
-    renderChanges(task);
-    renderTranscript();
+    changes.render(task.id, state.changes, changeActions(task.id));
+    transcript.render(state.view.items);
     followBox.hidden = isRunning(task);
   }
   renderVm();
@@ -438,7 +257,7 @@ window.addEventListener('message', (event: MessageEvent) => {
       state.view = emptyView();
       state.blocked = [];
       state.taskVm = msg.vm;
-      windowSize = WINDOW;
+      transcript.reset();
       for (const e of msg.events) applyEvent(state.view, e);
       break;
     case 'taskVm':

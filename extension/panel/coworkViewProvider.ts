@@ -117,7 +117,7 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
     void (async () => {
       try {
         const files = review.count ? await review.views() : [];
-        this.post({ type: 'changes', taskId, files, direct: review.direct !== undefined });
+        this.post({ type: 'changes', taskId, files });
       } catch (err) {
         this.deps.log.warn(`[review] cannot show the changes in the panel: ${err instanceof Error ? err.message : String(err)}`);
       } finally {

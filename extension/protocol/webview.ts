@@ -57,7 +57,7 @@ export const HostToWebview = z.discriminatedUnion('type', [
   z.object({ type: z.literal('live'), taskId: z.string(), event: LiveView }),
   z.object({ type: z.literal('taskVm'), taskId: z.string(), vm: VmStatusView }),
   z.object({ type: z.literal('egress'), taskId: z.string(), record: EgressView }),
-  z.object({ type: z.literal('changes'), taskId: z.string(), files: z.array(ChangeView), direct: z.boolean().default(false) }),
+  z.object({ type: z.literal('changes'), taskId: z.string(), files: z.array(ChangeView) }),
   z.object({ type: z.literal('vmUsage'), taskId: z.string(), usage: VmUsageView }),
 ]);
 export type HostToWebview = z.infer<typeof HostToWebview>;

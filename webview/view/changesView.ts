@@ -1,0 +1,90 @@
+// The selected task's changes in the panel: per file, collapsible, a unified diff with syntax
+// colour (or a note for binary, large or link changes), and the file's actions. Rebuilt only when
+// the host sends new changes, so scrolling and open diffs survive streaming transcript updates.
+import type { ChangeView } from '../../extension/protocol/webview';
+import { button, iconButton } from '../ui';
+import { el, inert } from './dom';
+import { highlight, languageForFile } from './highlight';
+
+export interface ChangeActions {
+  openDiff(path: string): void;
+  accept(path: string): void;
+  /** discard a proposed change, or (direct mode) revert an applied one */
+  discard(path: string): void;
+  acceptAll(): void;
+  discardAll(): void;
+}
+
+function diffBody(file: ChangeView): HTMLElement {
+  const pre = el('pre', 'diff');
+  const lang = languageForFile(file.display);
+  for (const line of file.lines) {
+    const kind = line.startsWith('@@') ? 'hunk' : line[0] === '+' ? 'add' : line[0] === '-' ? 'del' : 'ctx';
+    const row = el('span', `diff-line ${kind}`);
+    if (kind === 'hunk') row.textContent = line;
+    else {
+      row.append(el('span', 'sign', line[0] ?? ' '));
+      const code = el('span', 'code');
+      const coloured = highlight(line.slice(1), lang);
+      if (coloured === undefined) code.textContent = line.slice(1);
+      else code.innerHTML = coloured; // escaped by highlight.js
+      row.append(code);
+    }
+    pre.append(row, document.createTextNode('\n'));
+  }
+  if (file.truncated) pre.append(el('span', 'muted', '… (more in the diff editor)'));
+  return pre;
+}
+
+export class ChangesView {
+  readonly root = el('details', 'changes');
+  /** diffs the person opened or closed by hand (by path) */
+  private readonly open = new Map<string, boolean>();
+  private shown: { taskId: string; files: readonly ChangeView[] } | undefined;
+
+  constructor() {
+    this.root.open = true;
+  }
+
+  render(taskId: string, files: readonly ChangeView[], act: ChangeActions): void {
+    // the host sends a new array when the changes change: compare by reference, not content
+    if (this.shown?.taskId === taskId && this.shown.files === files) return;
+    this.shown = { taskId, files };
+    this.root.hidden = files.length === 0;
+    const sum = el('summary');
+    const pending = files.filter((f) => !f.applied).length;
+    const applied = files.length - pending;
+    sum.append(el('span', 'section-title', applied ? `Changed in your folder (${applied})${pending ? ` · not applied (${pending})` : ''}` : `Changes (${files.length})`));
+    if (pending) {
+      sum.append(
+        inert(
+          button('Accept All', { icon: 'check-all', id: 'accept-all', onClick: () => act.acceptAll() }),
+          button('Discard All', { icon: 'discard', secondary: true, id: 'discard-all', onClick: () => act.discardAll() }),
+        ),
+      );
+    }
+    const few = files.length <= 3 && files.reduce((n, f) => n + f.lines.length, 0) <= 80;
+    this.root.replaceChildren(sum, ...files.map((file) => this.file(file, few, act)));
+  }
+
+  private file(file: ChangeView, few: boolean, act: ChangeActions): HTMLElement {
+    const det = el('details', `file-diff kind-${file.kind}${file.conflicted ? ' conflicted' : ''}`);
+    det.dataset.path = file.display;
+    const head = el('summary');
+    const icon = file.conflicted ? 'warning' : file.kind === 'added' ? 'diff-added' : file.kind === 'deleted' ? 'diff-removed' : 'diff-modified';
+    head.append(el('span', `codicon codicon-${icon}`), el('span', 'file-name', file.display));
+    if (file.added || file.removed) head.append(el('span', 'added', `+${file.added}`), el('span', 'removed', `−${file.removed}`));
+    if (file.conflicted) head.append(el('span', 'badge conflict', 'conflict'));
+    const openDiff = iconButton('diff', `Open Diff: ${file.display}`, () => act.openDiff(file.path));
+    head.append(
+      file.applied
+        ? // direct mode: already in the folder; Revert puts the person's version back
+          inert(openDiff, iconButton('discard', `Revert ${file.display} to your version`, () => act.discard(file.path)))
+        : inert(openDiff, iconButton('check', `Accept ${file.display}`, () => act.accept(file.path)), iconButton('discard', `Discard ${file.display}`, () => act.discard(file.path))),
+    );
+    det.append(head, file.note ? el('p', 'muted note', file.note) : diffBody(file));
+    det.open = this.open.get(file.path) ?? (few && !file.note);
+    det.addEventListener('toggle', () => this.open.set(file.path, det.open));
+    return det;
+  }
+}
