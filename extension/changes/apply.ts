@@ -84,6 +84,16 @@ export async function readHostEntry(workspace: string, rel: Buffer): Promise<{ d
   return file.isFile() ? { data: await fs.readFile(r.target), mode: file.mode & 0o7777 } : null;
 }
 
+/** The host file's mtime (ms), 0 when it is missing, -1 when its path cannot be resolved safely. */
+export async function hostMtime(workspace: string, rel: Buffer): Promise<number> {
+  try {
+    const r = await resolveInside(workspace, rel, false);
+    return r ? ((await lstatOrNull(r.target))?.mtimeMs ?? 0) : 0;
+  } catch {
+    return -1;
+  }
+}
+
 export async function readHostFile(workspace: string, rel: Buffer): Promise<Buffer | null> {
   return (await readHostEntry(workspace, rel))?.data ?? null;
 }

@@ -84,8 +84,13 @@ export class DirectRecord {
     return true;
   }
 
-  async forget(pathB64: string): Promise<void> {
+  /** Drops a path from the record (saved with the next save()). */
+  drop(pathB64: string): void {
     this.entries.delete(pathB64);
+  }
+
+  async forget(pathB64: string): Promise<void> {
+    this.drop(pathB64);
     await this.save();
   }
 
@@ -127,7 +132,7 @@ export async function applyDirectly(guest: GuestVm, workspace: string, record: D
     else {
       refused.push({ change, reason: r.reason });
       // nothing reached the host: a path first seen now needs no record
-      if (fresh) await record.forget(change.path.toString('base64'));
+      if (fresh) record.drop(change.path.toString('base64'));
     }
   }
   await record.save();

@@ -3,7 +3,7 @@
 // extension/changes/direct.ts) to the file as it is now, and can be reverted.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { readHostEntry } from '../changes/apply';
+import { hostMtime, readHostEntry } from '../changes/apply';
 import type { Change } from '../changes/changeSet';
 import { applyDirectly, DirectRecord, revertDirect, type AppliedEntry } from '../changes/direct';
 import { diffView, isBinary, MAX_DIFF_BYTES } from '../changes/diffView';
@@ -65,9 +65,10 @@ export class AppliedGroup {
     return (await readHostEntry(this.workspace.fsPath, Buffer.from(e.path, 'base64')).catch(() => null))?.data ?? null;
   }
 
+  /** From the record and whether the file is there now (its mtime: no need to read it). */
   private async kindOf(e: AppliedEntry): Promise<Kind> {
-    const exists = (await this.now(e)) !== null;
-    return e.before === null ? 'added' : exists ? 'modified' : 'deleted';
+    if (e.before === null) return 'added';
+    return (await hostMtime(this.workspace.fsPath, Buffer.from(e.path, 'base64'))) !== 0 ? 'modified' : 'deleted';
   }
 
   private async stateFor(e: AppliedEntry): Promise<AppliedState> {
@@ -124,9 +125,10 @@ export class AppliedGroup {
     const record = await this.record;
     return Promise.all(
       record.all().map(async (e) => {
-        const kind = await this.kindOf(e);
+        const now = await this.now(e);
+        const kind: Kind = e.before === null ? 'added' : now ? 'modified' : 'deleted';
         const base = { path: e.path, display: Buffer.from(e.path, 'base64').toString('utf8'), kind, conflicted: false, applied: true };
-        return diffView(base, await record.before(e), await this.now(e));
+        return diffView(base, await record.before(e), now);
       }),
     );
   }

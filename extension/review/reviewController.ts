@@ -2,13 +2,13 @@
 // a "Proposed changes" group, a diff per file (host ↔ the agent's version, served read-only from
 // the guest), and accept / discard per file or all. Nothing is written to the workspace except by
 // Accept, through extension/changes/apply.ts.
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { applyChange, isConflicted, readHostFile, resolveInside, type ConflictChoice } from '../changes/apply';
+import { applyChange, hostMtime, isConflicted, readHostFile, type ConflictChoice } from '../changes/apply';
 import { asText, diffView, isBinary, MAX_DIFF_BYTES, PANEL_DIFF_BYTES } from '../changes/diffView';
 import { applySelectedHunks, type LineRange } from '../changes/hunks';
 import { discardInGuest, readChangeSet, type Change } from '../changes/changeSet';
+import { OwnWrites } from '../changes/ownWrites';
 import { prefetch, readProposed } from '../changes/readBatch';
 import { Commands } from '../ids';
 import type { ChangeView } from '../protocol/webview';
@@ -32,9 +32,7 @@ export class ReviewController implements vscode.Disposable {
   private readonly emitter = new vscode.EventEmitter<number>();
   private readonly applied: AppliedGroup | undefined;
   private readonly statesByPath = new Map<string, ChangeState>();
-  /** when Cowork itself last wrote each host file (mtime, ms); kept in the task's storage so a reload remembers */
-  private readonly ownWrites = new Map<string, number>();
-  private ownWritesLoaded: Promise<void> | undefined;
+  private readonly ownWrites: OwnWrites;
   /** panel diffs by path, valid while the agent's hash and the host file's mtime stay the same */
   private readonly diffCache = new Map<string, { key: string; view: ChangeView }>();
   readonly onDidChangeCount = this.emitter.event;
@@ -50,6 +48,7 @@ export class ReviewController implements vscode.Disposable {
     this.group.hideWhenEmpty = task.info.mode === 'direct';
     // direct mode: changes go to the workspace at once, and this group keeps the record
     this.applied = task.info.mode === 'direct' ? new AppliedGroup(task, workspace, this.sc, log) : undefined;
+    this.ownWrites = new OwnWrites(path.join(task.storageDir, 'own-writes.json'));
     task.on('wrote', () => this.scheduleRefresh());
   }
 
@@ -71,7 +70,7 @@ export class ReviewController implements vscode.Disposable {
   refresh(): Promise<void> {
     this.refreshing ??= (async () => {
       try {
-        await this.loadOwnWrites();
+        await this.ownWrites.load();
         const guest = await this.task.guest();
         const cs = await readChangeSet(guest);
         for (const p of cs.problems) this.log.warn(`[review] ${p.display}: ${p.message}`);
@@ -129,7 +128,7 @@ export class ReviewController implements vscode.Disposable {
     if (change?.kind === 'symlink') return `symbolic link → ${change.target?.toString('utf8') ?? ''}\n`;
     if (change?.size !== undefined && change.size > MAX_DIFF_BYTES) return `(${change.size.toLocaleString()} bytes: too large to show as a diff. Accept or discard the file as a whole.)\n`;
     const data = await readProposed(await this.task.guest(), Buffer.from(pathB64, 'base64'));
-    if (data.subarray(0, 8192).includes(0)) return `(binary file, ${data.length.toLocaleString()} bytes: no text diff. Accept or discard the file as a whole.)\n`;
+    if (isBinary(data)) return `(binary file, ${data.length.toLocaleString()} bytes: no text diff. Accept or discard the file as a whole.)\n`;
     return data.toString('utf8');
   }
 
@@ -139,35 +138,15 @@ export class ReviewController implements vscode.Disposable {
    * not the person's edit.
    */
   private since(change: Change): number {
-    return Math.max(this.task.startedAt, this.ownWrites.get(change.path.toString('base64')) ?? 0);
+    return this.ownWrites.since(change.path, this.task.startedAt);
   }
 
-  private async rememberWrite(change: Change): Promise<void> {
-    await this.loadOwnWrites();
-    this.ownWrites.set(change.path.toString('base64'), Math.max(Date.now(), await readHostMtime(this.workspace.fsPath, change.path)));
-    const file = this.ownWritesFile;
+  private async rememberWrites(changes: readonly Change[]): Promise<void> {
     try {
-      await fs.mkdir(path.dirname(file), { recursive: true });
-      await fs.writeFile(`${file}.tmp`, JSON.stringify(Object.fromEntries(this.ownWrites)));
-      await fs.rename(`${file}.tmp`, file);
+      await this.ownWrites.record(this.workspace.fsPath, changes.map((c) => c.path));
     } catch (err) {
-      this.log.warn(`[review] cannot save ${file}: ${String(err)} (a later change to an accepted file may be flagged as a conflict)`);
+      this.log.warn(`[review] cannot remember Cowork's own writes: ${String(err)} (a later change to an accepted file may be flagged as a conflict)`);
     }
-  }
-
-  private get ownWritesFile(): string {
-    return path.join(this.task.storageDir, 'own-writes.json');
-  }
-
-  private loadOwnWrites(): Promise<void> {
-    this.ownWritesLoaded ??= fs.readFile(this.ownWritesFile, 'utf8').then(
-      (text) => {
-        const saved = JSON.parse(text) as unknown;
-        if (saved && typeof saved === 'object') for (const [k, v] of Object.entries(saved)) if (typeof v === 'number') this.ownWrites.set(k, Math.max(v, this.ownWrites.get(k) ?? 0));
-      },
-      () => undefined, // nothing accepted yet
-    ).catch(() => undefined); // unreadable: start empty (at worst a false conflict, which asks)
-    return this.ownWritesLoaded;
   }
 
   /** The changes as the panel shows them: a unified diff per text file, a note otherwise. */
@@ -180,7 +159,7 @@ export class ReviewController implements vscode.Disposable {
     const keys = new Map<string, string>();
     for (const change of this.changes) {
       const b64 = change.path.toString('base64');
-      const mtime = await readHostMtime(ws, change.path);
+      const mtime = await hostMtime(ws, change.path);
       keys.set(b64, `${change.kind}:${change.sha256 ?? ''}:${change.mode ?? ''}:${mtime}`);
     }
     const toRead = this.changes.filter((c) => (c.kind === 'added' || c.kind === 'modified') && (c.size ?? 0) <= PANEL_DIFF_BYTES && this.diffCache.get(c.path.toString('base64'))?.key !== keys.get(c.path.toString('base64')));
@@ -225,7 +204,7 @@ export class ReviewController implements vscode.Disposable {
    * change stays proposed.
    */
   async acceptRanges(pathB64: string, ranges: readonly LineRange[]): Promise<{ applied: number; total: number }> {
-    await this.loadOwnWrites();
+    await this.ownWrites.load();
     const change = this.find(pathB64);
     if (!change) throw new Error('This file is no longer in the change set.');
     if (change.kind !== 'modified') throw new Error(`Only a modified file can be accepted in part; ${change.display} is ${change.kind}. Accept or discard it as a whole.`);
@@ -245,16 +224,16 @@ export class ReviewController implements vscode.Disposable {
     });
     if (r.outcome === 'refused') throw new Error(r.reason);
     if (r.outcome === 'skipped') return { applied: 0, total: merged.total };
-    await this.rememberWrite(change);
+    await this.rememberWrites([change]);
     this.log.info(`[review] accepted ${merged.applied} of ${merged.total} hunk(s) of ${change.display}`);
     await this.refresh();
     return { applied: merged.applied, total: merged.total };
   }
 
   async accept(changes: readonly Change[]): Promise<{ applied: number; refused: string[] }> {
-    await this.loadOwnWrites();
+    await this.ownWrites.load();
     const guest = await this.task.guest();
-    let applied = 0;
+    const written: Change[] = [];
     const refused: string[] = [];
     // one round trip for all the files' contents (in batches), not one per file
     const cache = await prefetch(guest, changes.filter((c) => c.kind === 'added' || c.kind === 'modified' || c.kind === 'mode'));
@@ -268,13 +247,11 @@ export class ReviewController implements vscode.Disposable {
       if (r.outcome === 'refused') {
         refused.push(`${change.display}: ${r.reason}`);
         this.log.warn(`[review] refused ${change.display}: ${r.reason}`);
-      } else if (r.outcome !== 'skipped') {
-        applied++;
-        await this.rememberWrite(change);
-      }
+      } else if (r.outcome !== 'skipped') written.push(change);
     }
+    await this.rememberWrites(written);
     await this.refresh();
-    return { applied, refused };
+    return { applied: written.length, refused };
   }
 
   async discard(changes: readonly Change[] | 'all'): Promise<void> {
@@ -290,15 +267,6 @@ export class ReviewController implements vscode.Disposable {
     clearTimeout(this.timer);
     this.sc.dispose();
     this.emitter.dispose();
-  }
-}
-
-async function readHostMtime(workspace: string, rel: Buffer): Promise<number> {
-  try {
-    const r = await resolveInside(workspace, rel, false);
-    return r ? ((await fs.lstat(r.target).catch(() => null))?.mtimeMs ?? 0) : 0;
-  } catch {
-    return -1;
   }
 }
 
