@@ -13,13 +13,7 @@ function kb(file: string): string {
 }
 
 function findFiles(dir: string, name: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...findFiles(p, name));
-    else if (e.name === name) out.push(p);
-  }
-  return out;
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => path.basename(f) === name).map((f) => path.join(dir, f));
 }
 
 async function panelDocument(page: Page): Promise<Frame> {
