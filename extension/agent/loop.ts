@@ -26,7 +26,7 @@ export interface AgentLoopOptions {
   readonly client: Anthropic;
   readonly model: string;
   readonly maxTokens: number;
-  /** input + output + cache tokens for the whole task; 0 = no limit */
+  /** input + output + cache tokens for one turn (the person's message and the work it starts); 0 = no limit */
   readonly tokenBudget: number;
   readonly commandTimeoutMs: number;
   readonly system: string;
@@ -53,7 +53,8 @@ export class AgentLoop {
   }
 
   private budgetUsed(): number {
-    const t = this.o.transcript.totals();
+    // the current turn only: a follow-up after a budget stop grants another round
+    const t = this.o.transcript.turnTotals();
     return t.input + t.output + t.cacheWrite + t.cacheRead;
   }
 

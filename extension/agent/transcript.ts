@@ -1,9 +1,8 @@
 // Everything that happens in a task, as events: what the panel renders, what is persisted (JSONL in
 // the extension's global storage, one file per task), and what a reloaded window rebuilds the
-// conversation from to continue with a follow-up.
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
-import * as path from 'node:path';
-
+// conversation from to continue with a follow-up. Written through extension/state (a damaged file
+// is moved aside and its readable events kept; a failed append is reported and retried).
+import { ignoreProblems, JsonlJournal, type StateReporter } from '../state/stateFiles';
 import { TranscriptEvent, type PlanItem, type Usage } from '../protocol/transcript';
 
 export { PlanItem, TranscriptEvent, Usage } from '../protocol/transcript';
@@ -11,30 +10,19 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 export type NewEvent = DistributiveOmit<TranscriptEvent, 'at'>;
 
 export class TranscriptStore {
-  private readonly events: TranscriptEvent[] = [];
-  private writing: Promise<void> = Promise.resolve();
+  private constructor(
+    private readonly journal: JsonlJournal<TranscriptEvent>,
+    private readonly events: TranscriptEvent[],
+  ) {}
 
-  private constructor(readonly file: string) {}
+  /** Opens (or creates) a task's transcript; a file with unreadable lines is moved aside and its readable events kept. */
+  static async open(file: string, report: StateReporter = ignoreProblems): Promise<TranscriptStore> {
+    const { journal, entries } = await JsonlJournal.open(file, (v) => TranscriptEvent.parse(v), report);
+    return new TranscriptStore(journal, entries);
+  }
 
-  /** Opens (or creates) a task's transcript; invalid lines (a torn last write) are skipped. */
-  static async open(file: string): Promise<TranscriptStore> {
-    const store = new TranscriptStore(file);
-    await mkdir(path.dirname(file), { recursive: true });
-    let text = '';
-    try {
-      text = await readFile(file, 'utf8');
-    } catch {
-      // new task
-    }
-    for (const line of text.split('\n')) {
-      if (!line.trim()) continue;
-      try {
-        store.events.push(TranscriptEvent.parse(JSON.parse(line)));
-      } catch {
-        // skip a torn or foreign line rather than lose the task
-      }
-    }
-    return store;
+  get file(): string {
+    return this.journal.file;
   }
 
   get all(): readonly TranscriptEvent[] {
@@ -44,14 +32,33 @@ export class TranscriptStore {
   append(event: NewEvent): TranscriptEvent {
     const full = TranscriptEvent.parse({ ...event, at: Date.now() });
     this.events.push(full);
-    const line = JSON.stringify(full) + '\n';
-    this.writing = this.writing.then(() => appendFile(this.file, line, { mode: 0o600 }));
+    this.journal.append(full);
     return full;
   }
 
-  /** Resolves when every appended event is on disk. */
+  /** Resolves when every appended event has been attempted (a failed one is retried with the next). */
   flush(): Promise<void> {
-    return this.writing;
+    return this.journal.flush();
+  }
+
+  /** Events not yet on disk (a failed append holds them until the next one succeeds). */
+  get unwritten(): number {
+    return this.journal.pending;
+  }
+
+  /** Usage since the person's last message: the current turn, which the token budget counts. */
+  turnTotals(): Usage {
+    const t = { input: 0, output: 0, cacheWrite: 0, cacheRead: 0 };
+    for (let i = this.events.length - 1; i >= 0; i--) {
+      const e = this.events[i]!;
+      if (e.type === 'user') break;
+      if (e.type !== 'usage') continue;
+      t.input += e.usage.input;
+      t.output += e.usage.output;
+      t.cacheWrite += e.usage.cacheWrite;
+      t.cacheRead += e.usage.cacheRead;
+    }
+    return t;
   }
 
   totals(): Usage & { costUsd: number } {
