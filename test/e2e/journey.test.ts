@@ -133,7 +133,9 @@ describe('the user journey in a real VS Code', () => {
 
   it('stops a running command from the panel', async () => {
     await page.locator('.activitybar .action-item a[aria-label^="Cowork"]').click();
-    model.play(say(toolUse('bash', { command: 'echo started-long; sleep 120; echo never' })));
+    // A background loop stamps /tmp/alive (the task's private tmp) five times a second while the
+    // command runs; after Stop, a follow-up proves the loop is gone by seeing the stamp stand still.
+    model.play(say(toolUse('bash', { command: '(while :; do date +%s%N > /tmp/alive; sleep 0.2; done) & echo started-long; sleep 120; echo never' })));
     await panel.locator('#prompt textarea').fill('Run something long');
     await panel.locator('#delegate').click();
     await panel.locator('details.tool pre.output', { hasText: 'started-long' }).waitFor({ timeout: 240_000 });
@@ -143,5 +145,12 @@ describe('the user journey in a real VS Code', () => {
     await panel.locator('.msg.stopped').waitFor({ timeout: 15_000 });
     await screenshot(page, '06-stopped');
     assert.equal(await panel.locator('details.tool pre.output', { hasText: /^never|\nnever/ }).count(), 0);
+
+    model.play(say(toolUse('bash', { command: 'a=$(cat /tmp/alive); sleep 2; b=$(cat /tmp/alive); [ -n "$a" ] && [ "$a" = "$b" ] && echo loop-gone-after-stop || echo "loop-still-alive $a $b"' })), say('Checked.'));
+    await panel.locator('#follow-up textarea').fill('Is it still running?');
+    await panel.locator('#send-follow-up').click();
+    const verdict = panel.locator('details.tool pre.output', { hasText: /loop-gone-after-stop|loop-still-alive/ }).first();
+    await verdict.waitFor({ state: 'attached', timeout: 120_000 });
+    assert.match(await verdict.textContent() ?? '', /loop-gone-after-stop/, 'a process of the stopped command kept running');
   });
 });

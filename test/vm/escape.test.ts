@@ -158,7 +158,11 @@ describe('escape attempts from a sandboxed command', () => {
   attempt('use an existing setuid program (su, mount)', async () => /^0$/m.test(out(await run('su -c "id -u" root </dev/null 2>&1; mount -o remount,rw / 2>&1; id -u'))));
   attempt('chown a workspace file to root', async () => (await run('chown 0:0 /workspace/readme.txt')).code === 0);
   attempt('create a device node', async () => (await run('mknod /tmp/sda b 8 0')).code === 0);
-  attempt('open the guest disks', async () => (await run('ls /dev/vda /dev/vdb /dev/sda 2>&1; cat /dev/vdb | head -c 1')).code === 0 && false);
+  attempt('open the guest disks', async () => {
+    // escaped when a disk node is visible in the sandbox or a byte of one can be read
+    const r = await run('for d in /dev/vda /dev/vdb /dev/vdc /dev/sda; do [ -e $d ] && echo SEEN $d; head -c 1 $d 2>/dev/null | wc -c; done');
+    return /SEEN|^[1-9]/m.test(r.stdout.toString());
+  });
   attempt('read the guest ssh host key or root authorized_keys', async () => /PRIVATE KEY|ssh-ed25519/.test(out(await run('cat /etc/ssh/ssh_host_ed25519_key /root/.ssh/authorized_keys 2>&1'))));
   attempt('write a kernel setting in /proc/sys', async () => (await run('echo evil > /proc/sys/kernel/hostname')).code === 0);
   // Processes
