@@ -1,7 +1,11 @@
 // The cowork.* settings: one zod schema, validated where they are read, so a malformed value gets
-// a message naming the setting and nothing starts on a broken configuration. package.json's
-// contributes.configuration describes the same keys for the Settings UI (test/unit/manifest.test.ts
-// checks the two agree).
+// a message naming the setting and nothing starts on a broken configuration; and one table saying
+// who may set each of them (SETTING_SCOPES). package.json's contributes.configuration describes the
+// same keys, with the same scopes, for the Settings UI (test/unit/manifest.test.ts checks they agree).
+//
+// Why the table: the agent can write the workspace's .vscode/settings.json (accepted, or at once in
+// direct mode). A workspace must never decide where the API key and transcript go, whether changes
+// are reviewed, what the guest may reach or how much of the host it may use.
 import * as os from 'node:os';
 import { z } from 'zod';
 import { Accelerator } from '../protocol/vmHost';
@@ -42,6 +46,170 @@ export const SettingsSchema = z.object({
 export type Settings = z.infer<typeof SettingsSchema>;
 export type SettingKey = keyof Settings;
 export const SETTING_KEYS = Object.keys(SettingsSchema.shape) as SettingKey[];
+
+/**
+ * Who may set a setting.
+ * - 'application' / 'machine': VS Code's scopes of the same name (package.json "scope"). VS Code
+ *   does not apply them from a workspace (.vscode/settings.json, a .code-workspace file), and
+ *   readSettings() takes only the user's value (inspect().globalValue) or our default even when
+ *   VS Code hands over a workspace value anyway (it does for the nested form `"cowork": {…}`, whose
+ *   top-level key is not a registered setting and so escapes VS Code's scope filter).
+ *   'application' = your user settings only; 'machine' = your user settings, or the remote
+ *   machine's settings in a remote window (what depends on the machine the VM runs on).
+ * - 'window' with narrow 'union': a workspace may set it, but only to add entries to the user's list.
+ */
+export type ScopeRule =
+  | { readonly scope: 'application' | 'machine'; readonly why: string }
+  | { readonly scope: 'window'; readonly narrow: 'union'; readonly why: string };
+
+export const SETTING_SCOPES = {
+  // where the key and the transcript go
+  apiBaseUrl: { scope: 'application', why: 'every request carries your API key and the whole transcript to this URL' },
+  'agent.extraHeaders': { scope: 'application', why: 'sent with your key on every request: gateway credentials, or a header that makes a gateway forward the request elsewhere' },
+  model: { scope: 'application', why: 'your key pays for it, and behind a gateway the model name picks the upstream provider that receives the transcript' },
+  // how much of your key a task may spend
+  'agent.maxTokens': { scope: 'application', why: 'what one reply may cost on your key' },
+  'agent.tokenBudget': { scope: 'application', why: 'the spending cap on your key (0 = none): a workspace could lift it' },
+  // review mode
+  'workspace.mode': { scope: 'application', why: '"direct" writes the agent\'s changes to your folder without review' },
+  // egress policy
+  'network.allowedDomains': { scope: 'application', why: 'a capability grant: each entry is a host the agent may send your code to' },
+  'network.deniedDomains': { scope: 'window', narrow: 'union', why: 'a workspace may deny more hosts; its entries are added to yours, never replace them' },
+  // resources of the machine the VM runs on
+  'vm.cpus': { scope: 'machine', why: 'host CPUs given to the VM' },
+  'vm.memoryMiB': { scope: 'machine', why: 'host memory given to the VM' },
+  'vm.diskGiB': { scope: 'machine', why: 'host disk each session may fill' },
+  'vm.accelerator': { scope: 'machine', why: 'which hypervisor of this host runs the guest' },
+  'vm.idleStopMinutes': { scope: 'machine', why: 'how long an idle VM keeps holding host memory (0 = forever)' },
+  'agent.commandTimeoutSeconds': { scope: 'machine', why: 'how long one agent command may use the VM\'s CPUs' },
+  maxParallelTasks: { scope: 'machine', why: 'how many VMs may run on this host at once' },
+} as const satisfies { readonly [K in SettingKey]: ScopeRule };
+
+/** Settings a workspace cannot set at all ('application' or 'machine'). */
+export const USER_ONLY_KEYS = SETTING_KEYS.filter((k) => SETTING_SCOPES[k].scope !== 'window');
+
+/** What VS Code's configuration.inspect() reports for one key (only the parts we look at). */
+export interface InspectedSetting {
+  readonly globalValue?: unknown;
+  readonly workspaceValue?: unknown;
+  readonly workspaceFolderValue?: unknown;
+}
+
+export interface EffectiveRaw {
+  /** key → the value parseSettings() gets (undefined = our default) */
+  readonly raw: Record<string, unknown>;
+  /** user-only settings for which a workspace value was present and dropped */
+  readonly ignored: SettingKey[];
+}
+
+/**
+ * The values that count, from what inspect() reports: for a user-only setting the user's value
+ * (never the workspace's); for a narrowing list the user's entries (or the default) plus the
+ * workspace's. A narrowing value that is not a list is passed on so that validation refuses it
+ * (fail closed: the workspace meant to deny something we cannot read).
+ */
+export function effectiveRaw(inspect: (key: SettingKey) => InspectedSetting | undefined): EffectiveRaw {
+  const raw: Record<string, unknown> = {};
+  const ignored: SettingKey[] = [];
+  for (const key of SETTING_KEYS) {
+    const v = inspect(key) ?? {};
+    const rule: ScopeRule = SETTING_SCOPES[key];
+    const fromWorkspace = [v.workspaceValue, v.workspaceFolderValue].filter((x) => x !== undefined && x !== null);
+    if (rule.scope !== 'window') {
+      raw[key] = v.globalValue;
+      if (fromWorkspace.length > 0) ignored.push(key);
+      continue;
+    }
+    const base = v.globalValue ?? SettingsSchema.shape[key].parse(undefined);
+    const parts = [base, ...fromWorkspace];
+    raw[key] = parts.every(Array.isArray) ? [...new Set((parts as unknown[][]).flat())] : parts.find((p) => !Array.isArray(p));
+  }
+  return { raw, ignored };
+}
+
+/**
+ * The cowork.* settings a settings file sets, in any of the forms VS Code reads: "cowork.a.b": v,
+ * "cowork.a": { "b": v } or "cowork": { "a": { "b": v } }. Language sections ("[python]": …) are
+ * skipped (Cowork reads no language-specific values). The file is JSON with comments and trailing
+ * commas; section "settings" reads a .code-workspace file. If the file does not parse, a setting
+ * counts as present when its name appears in the text (this only decides whether to tell the
+ * person, never what is applied).
+ */
+export function settingsInFile(text: string, section?: 'settings'): SettingKey[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stripJsonComments(text));
+  } catch {
+    if (!text.includes('"cowork')) return [];
+    return SETTING_KEYS.filter((k) => text.includes(`${k.split('.').pop()!}"`));
+  }
+  // a .code-workspace file keeps its settings under "settings"
+  if (section) parsed = lookup(parsed, [section]);
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return [];
+  const tree: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
+    if (/^\[.*\]$/.test(k)) continue;
+    addToTree(tree, k.split('.'), v);
+  }
+  return SETTING_KEYS.filter((k) => lookup(tree, ['cowork', ...k.split('.')]) !== undefined);
+}
+
+function addToTree(tree: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = tree;
+  for (const seg of path.slice(0, -1)) {
+    const next = node[seg];
+    if (!next || typeof next !== 'object' || Array.isArray(next)) node[seg] = {};
+    node = node[seg] as Record<string, unknown>;
+  }
+  const last = path[path.length - 1]!;
+  const prev = node[last];
+  if (value && typeof value === 'object' && !Array.isArray(value) && prev && typeof prev === 'object' && !Array.isArray(prev)) {
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) addToTree(prev as Record<string, unknown>, k.split('.'), v);
+  } else if (value && typeof value === 'object' && !Array.isArray(value)) {
+    node[last] = {};
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) addToTree(node[last] as Record<string, unknown>, k.split('.'), v);
+  } else node[last] = value;
+}
+
+function lookup(tree: unknown, path: string[]): unknown {
+  let node = tree;
+  for (const seg of path) {
+    if (!node || typeof node !== 'object' || Array.isArray(node)) return undefined;
+    node = (node as Record<string, unknown>)[seg];
+  }
+  return node;
+}
+
+/** JSON with comments (// and /* *\/) and trailing commas → JSON; strings are left as they are. */
+export function stripJsonComments(text: string): string {
+  const out: string[] = [];
+  /** index in out of a comma that is trailing if only white space follows before } or ] */
+  let comma = -1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      out.push(text.slice(i, j + 1));
+      i = j;
+      comma = -1;
+    } else if (c === '/' && text[i + 1] === '/') {
+      while (i + 1 < text.length && text[i + 1] !== '\n') i++;
+    } else if (c === '/' && text[i + 1] === '*') {
+      const end = text.indexOf('*/', i + 2);
+      i = end < 0 ? text.length : end + 1;
+    } else if (c === '}' || c === ']') {
+      if (comma >= 0) out[comma] = '';
+      out.push(c);
+      comma = -1;
+    } else {
+      if (c === ',') comma = out.length;
+      else if (!/\s/.test(c)) comma = -1;
+      out.push(c);
+    }
+  }
+  return out.join('');
+}
 
 export interface SettingsProblem {
   readonly key: string;
