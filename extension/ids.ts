@@ -21,6 +21,8 @@ export const Commands = {
   runInVm: 'cowork.internal.runInVm',
   /** internal: the SCM resource click */
   openDiff: 'cowork.internal.openDiff',
+  /** internal: the settings that apply and what a workspace tried to set (tests), hidden from the palette */
+  effectiveSettings: 'cowork.internal.effectiveSettings',
 } as const;
 export type CommandId = (typeof Commands)[keyof typeof Commands];
 

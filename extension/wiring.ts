@@ -15,7 +15,7 @@ import { WorkspaceVm } from './session/workspaceVm';
 import { channelLogger } from './workbench/logger';
 import type { StatusBar } from './workbench/statusBar';
 import { trackVmProgress } from './workbench/vmProgress';
-import { readSettings } from './workbench/settings';
+import { readSettings, WorkspaceSettingsGuard } from './workbench/settings';
 
 export interface CoworkApi {
   readonly workspaceVm: () => WorkspaceVm | undefined;
@@ -35,6 +35,9 @@ export function wire(context: vscode.ExtensionContext, status: StatusBar): Cowor
   const log = vscode.window.createOutputChannel(LOG_CHANNEL_NAME, { log: true });
   context.subscriptions.push(log);
   const logger = channelLogger(log);
+  // logs and tells the person once when a workspace tries to set what only user settings may set
+  const settingsGuard = new WorkspaceSettingsGuard(log);
+  context.subscriptions.push(settingsGuard);
   // One vm-host helper owns every VM of this window; closing it (dispose) stops them all.
   const helper = new VmHelper({ helperPath: path.join(context.extensionPath, 'dist', 'vm-host.js'), log: logger });
   const folder = (): string | undefined => {
@@ -120,6 +123,7 @@ export function wire(context: vscode.ExtensionContext, status: StatusBar): Cowor
       vm: getVm,
       tasks: getTasks,
       showTask: (id) => panel.select(id),
+      settingsReport: () => settingsGuard.report(),
       revealPanel: async () => {
         await vscode.commands.executeCommand(`${Views.panel}.focus`);
       },

@@ -5,7 +5,7 @@ import { describeProblems } from '../config/settings';
 import { Commands, SECRET_API_KEY } from '../ids';
 import type { TaskManager } from '../session/taskManager';
 import type { WorkspaceVm } from '../session/workspaceVm';
-import { readSettings } from '../workbench/settings';
+import { readSettings, type EffectiveSettingsReport } from '../workbench/settings';
 
 export interface CommandDeps {
   readonly context: vscode.ExtensionContext;
@@ -14,6 +14,8 @@ export interface CommandDeps {
   readonly tasks: () => Promise<TaskManager | undefined>;
   readonly showTask: (id: string) => Promise<void>;
   readonly revealPanel: () => Promise<void>;
+  /** the settings that apply, and what a workspace tried to set and was ignored */
+  readonly settingsReport: () => Promise<EffectiveSettingsReport>;
 }
 
 
@@ -143,6 +145,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       const { removed, freedBytes } = await vm.cleanUp(keep);
       void vscode.window.showInformationMessage(`Cowork: removed ${removed.length} session disk(s), freed ${(freedBytes / 1048576).toFixed(1)} MiB.`);
     }),
+    vscode.commands.registerCommand(Commands.effectiveSettings, () => deps.settingsReport()),
     vscode.commands.registerCommand(Commands.runInVm, async (command?: string) => {
       const vm = requireVm();
       if (!vm) return undefined;
