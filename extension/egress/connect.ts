@@ -1,9 +1,11 @@
-// Resolves a name the policy allowed and opens a TCP connection to the first address that passes
-// the address checks. The proxy connects to that address, never to the name, so a DNS answer that
-// changes between check and connect (rebinding) changes nothing.
+// Resolves a name the policy allowed, checks every address of the answer (one refused address
+// refuses the name: an answer that mixes a public and a private address is a rebinding setup, not
+// an accident) and opens a TCP connection to a checked address. The proxy connects to that
+// address, never to the name, so a DNS answer that changes between check and connect changes nothing.
 import { lookup as dnsLookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import * as net from 'node:net';
+import { canonicalIp } from './addresses';
+import { checkHost } from './hostname';
 import { addressProblem, type EgressPolicy } from './policy';
 
 export type Resolver = (host: string) => Promise<string[]>;
@@ -22,11 +24,13 @@ export class EgressRefused extends Error {
 }
 
 export async function resolveChecked(host: string, port: number, policy: EgressPolicy, resolver: Resolver, own?: ReadonlySet<string>): Promise<string> {
+  const checked = checkHost(host);
+  if (!checked.ok) throw new EgressRefused('bad-host', `not a valid host name: ${checked.reason}`);
   let addresses: string[];
-  if (isIP(host)) addresses = [host];
+  if (checked.ip !== 0) addresses = [checked.host];
   else {
     try {
-      addresses = await resolver(host);
+      addresses = await resolver(checked.host);
     } catch (err) {
       throw new EgressRefused('dns', `cannot resolve ${host}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
@@ -35,10 +39,10 @@ export async function resolveChecked(host: string, port: number, policy: EgressP
   const problems: string[] = [];
   for (const a of addresses) {
     const problem = addressProblem(a, port, policy, own);
-    if (!problem) return a;
-    problems.push(problem);
+    if (problem) problems.push(problem);
   }
-  throw new EgressRefused('address', `${host} resolves only to refused addresses (${problems.join('; ')})`);
+  if (problems.length > 0) throw new EgressRefused('address', `${host} resolves to refused addresses (${problems.join('; ')})`);
+  return canonicalIp(addresses[0]!);
 }
 
 export function connectTo(address: string, port: number, timeoutMs = CONNECT_TIMEOUT_MS): Promise<net.Socket> {

@@ -1,14 +1,18 @@
 // The egress policy of one task: which destinations the guest may reach through the host proxy.
+// Every name is first checked by checkHost (hostname.ts): one spelling per name, or refused.
 // Order: denied list → model API hosts (never) → allowed list (domains, wildcards, IP literals) →
-// the ask callback → deny. After a name is allowed, every address it resolves to is checked again
-// (no loopback, link-local, metadata, private, multicast or host-own address unless that exact IP
-// is listed), and the proxy connects to the checked address, so DNS cannot change the answer.
-import { BlockList, isIP } from 'node:net';
+// the ask callback → deny. An allowed entry without a port allows ports 80 and 443 only; "host:port"
+// allows exactly that port (denied and model entries without a port cover every port). After a
+// name is allowed, every address it resolves to is checked against the special ranges
+// (addresses.ts) and the host's own addresses, unless that exact IP is listed; metadata and cloud
+// host endpoints never pass. The proxy connects to the checked address, so DNS cannot change it.
 import * as os from 'node:os';
+import { canonicalIp, classifyAddress } from './addresses';
+import { checkHost } from './hostname';
 
 export interface HostRule {
   readonly raw: string;
-  /** lower-case host, without the "*." of a wildcard */
+  /** canonical host, without the "*." of a wildcard */
   readonly host: string;
   readonly wildcard: boolean;
   readonly port?: number;
@@ -22,12 +26,17 @@ export type Verdict =
 /** The model API must never be reachable from the guest, whatever the lists say. */
 export const MODEL_API_HOSTS = ['anthropic.com', '*.anthropic.com', 'claude.ai', '*.claude.ai', '*.claude.com', 'claude.com'];
 
+/** The ports an allowed entry without an explicit port covers. */
+export const WEB_PORTS: ReadonlySet<number> = new Set([80, 443]);
+
 export function parseRule(raw: string): HostRule {
   let s = raw.trim().toLowerCase();
   let port: number | undefined;
   const v6 = /^\[([0-9a-f:.]+)\](?::(\d+))?$/.exec(s);
   if (v6) {
-    return { raw, host: v6[1]!, wildcard: false, ip: true, port: v6[2] ? checkPort(Number(v6[2]), raw) : undefined };
+    const h = checkHost(v6[1]!);
+    if (!h.ok || h.ip !== 6) throw new Error(`"${raw}" is not a host name, wildcard (*.example.com) or IP address`);
+    return { raw, host: h.host, wildcard: false, ip: true, port: v6[2] ? checkPort(Number(v6[2]), raw) : undefined };
   }
   const colon = s.lastIndexOf(':');
   if (colon > 0 && /^\d+$/.test(s.slice(colon + 1)) && s.indexOf(':') === colon) {
@@ -35,9 +44,9 @@ export function parseRule(raw: string): HostRule {
     s = s.slice(0, colon);
   }
   const wildcard = s.startsWith('*.');
-  const host = wildcard ? s.slice(2) : s;
-  if (!host || !/^[a-z0-9.-]+$|^[0-9a-f:]+$/.test(host)) throw new Error(`"${raw}" is not a host name, wildcard (*.example.com) or IP address`);
-  return { raw, host, wildcard, port, ip: !wildcard && isIP(host) !== 0 };
+  const h = checkHost(wildcard ? s.slice(2) : s);
+  if (!h.ok || (wildcard && h.ip !== 0)) throw new Error(`"${raw}" is not a host name, wildcard (*.example.com) or IP address${h.ok ? '' : `: ${h.reason}`}`);
+  return { raw, host: h.host, wildcard, port, ip: h.ip !== 0 };
 }
 
 function checkPort(p: number, raw: string): number {
@@ -45,18 +54,20 @@ function checkPort(p: number, raw: string): number {
   return p;
 }
 
-export function ruleMatches(rule: HostRule, host: string, port: number): boolean {
-  if (rule.port !== undefined && rule.port !== port) return false;
-  const h = normalizeHost(host);
-  if (rule.wildcard) return h.endsWith(`.${rule.host}`);
-  return h === rule.host;
+/**
+ * Whether a rule covers an already canonical host (see checkHost). `portless` says what an entry
+ * without a port covers: every port (denied and model lists) or 80/443 (allowed lists).
+ */
+export function ruleMatches(rule: HostRule, host: string, port: number, portless: 'any' | 'web' = 'web'): boolean {
+  if (rule.port !== undefined ? rule.port !== port : portless === 'web' && !WEB_PORTS.has(port)) return false;
+  if (rule.wildcard) return host.endsWith(`.${rule.host}`);
+  return host === rule.host;
 }
 
+/** The canonical form of a valid host, or the input lower-cased (never matches a rule then). */
 export function normalizeHost(host: string): string {
-  let h = host.trim().toLowerCase();
-  if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
-  if (h.endsWith('.')) h = h.slice(0, -1);
-  return h;
+  const h = checkHost(host.trim());
+  return h.ok ? h.host : host.toLowerCase();
 }
 
 export interface PolicyInput {
@@ -88,58 +99,36 @@ export class EgressPolicy {
   }
 
   /** Name-level decision. `undefined` means no rule matched (the caller may ask). */
-  decide(host: string, port: number): Verdict | undefined {
-    const h = normalizeHost(host);
-    for (const r of this.denied) if (ruleMatches(r, h, port)) return { allowed: false, rule: `denied:${r.raw}`, reason: `${h} is on the denied list` };
-    for (const r of this.model) if (ruleMatches(r, h, port)) return { allowed: false, rule: `model-api:${r.raw}`, reason: 'the model API is never reachable from the guest' };
-    if (isIP(h) && !this.listedIp(h, port)) return { allowed: false, rule: 'ip-literal', reason: `IP address ${h} is not on the allowed list` };
+  decide(rawHost: string, port: number): Verdict | undefined {
+    const checked = checkHost(rawHost);
+    if (!checked.ok) return { allowed: false, rule: 'bad-host', reason: `not a valid host name: ${checked.reason}` };
+    const h = checked.host;
+    for (const r of this.denied) if (ruleMatches(r, h, port, 'any')) return { allowed: false, rule: `denied:${r.raw}`, reason: `${h} is on the denied list` };
+    for (const r of this.model) if (ruleMatches(r, h, port, 'any')) return { allowed: false, rule: `model-api:${r.raw}`, reason: 'the model API is never reachable from the guest' };
+    if (checked.ip !== 0 && !this.listedIp(h, port)) return { allowed: false, rule: 'ip-literal', reason: `IP address ${h} is not on the allowed list` };
     for (const r of [...this.allowed, ...this.granted]) if (ruleMatches(r, h, port)) return { allowed: true, rule: `allowed:${r.raw}` };
     return undefined;
   }
 
-  /** True when this exact IP (and port, if the entry has one) is listed as allowed. */
+  /** True when this exact IP is listed as allowed (on this port, or on 80/443 for an entry without a port). */
   listedIp(ip: string, port: number): boolean {
-    const h = normalizeHost(ip);
-    return [...this.allowed, ...this.granted].some((r) => r.ip && r.host === h && (r.port === undefined || r.port === port));
+    const h = canonicalIp(ip);
+    return [...this.allowed, ...this.granted].some((r) => r.ip && r.host === h && (r.port !== undefined ? r.port === port : WEB_PORTS.has(port)));
   }
-}
-
-const METADATA = new BlockList();
-METADATA.addAddress('169.254.169.254');
-METADATA.addAddress('100.100.100.200');
-METADATA.addAddress('fd00:ec2::254', 'ipv6');
-
-const RANGES: [string, BlockList][] = [];
-function range(name: string, entries: [string, number, 'ipv4' | 'ipv6'][]): void {
-  const b = new BlockList();
-  for (const [net, prefix, type] of entries) b.addSubnet(net, prefix, type);
-  RANGES.push([name, b]);
-}
-range('unspecified', [['0.0.0.0', 8, 'ipv4'], ['::', 128, 'ipv6']]);
-range('loopback', [['127.0.0.0', 8, 'ipv4'], ['::1', 128, 'ipv6']]);
-range('link-local', [['169.254.0.0', 16, 'ipv4'], ['fe80::', 10, 'ipv6']]);
-range('private', [['10.0.0.0', 8, 'ipv4'], ['172.16.0.0', 12, 'ipv4'], ['192.168.0.0', 16, 'ipv4'], ['100.64.0.0', 10, 'ipv4'], ['fc00::', 7, 'ipv6']]);
-range('multicast', [['224.0.0.0', 4, 'ipv4'], ['240.0.0.0', 4, 'ipv4'], ['ff00::', 8, 'ipv6']]);
-
-/** IPv4-mapped IPv6 (::ffff:a.b.c.d) is judged as the IPv4 address it carries. */
-function unmap(ip: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  return m ? m[1]! : ip;
 }
 
 export function hostOwnAddresses(): Set<string> {
   const out = new Set<string>();
-  for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) out.add(a.address.toLowerCase());
+  for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) out.add(canonicalIp(a.address));
   return out;
 }
 
 /** Why an address may not be reached, or undefined when it may. */
 export function addressProblem(rawIp: string, port: number, policy: EgressPolicy, own: ReadonlySet<string> = hostOwnAddresses()): string | undefined {
-  const ip = unmap(rawIp.toLowerCase());
-  const type = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
-  if (METADATA.check(ip, type)) return `${ip} is a cloud metadata address`;
-  if (policy.listedIp(ip, port)) return undefined;
-  for (const [name, list] of RANGES) if (list.check(ip, type)) return `${ip} is a ${name} address`;
-  if (own.has(ip)) return `${ip} is an address of this host`;
-  return undefined;
+  const c = classifyAddress(rawIp);
+  if (c.range?.never) return c.reason;
+  if (policy.listedIp(c.effective, port)) return undefined;
+  const mine = [...own].some((a) => canonicalIp(a) === c.effective);
+  if (!mine) return c.reason;
+  return c.reason ? `${c.reason}, and an address of this host` : `${c.effective} is an address of this host`;
 }

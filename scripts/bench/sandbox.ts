@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   const port = (server.address() as net.AddressInfo).port;
   const proxy = new EgressProxy({
     task: 'bench',
-    policy: new EgressPolicy({ allowed: ['big.test', `127.0.0.1:${port}`], denied: [] }),
+    policy: new EgressPolicy({ allowed: ['big.test', `big.test:${port}`, `127.0.0.1:${port}`], denied: [] }),
     audit: new MemoryAudit(),
     resolver: () => Promise.resolve(['127.0.0.1']),
   });

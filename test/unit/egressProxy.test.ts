@@ -29,7 +29,8 @@ before(async () => {
   const names: Record<string, string> = { 'good.test': '127.0.0.1', 'sneaky.test': '127.0.0.1', 'asked.test': '127.0.0.1' };
   proxy = new EgressProxy({
     task: 't1',
-    policy: new EgressPolicy({ allowed: ['good.test', 'sneaky.test', `127.0.0.1:${upPort}`, 'api.anthropic.com'], denied: ['blocked.test'] }),
+    // A name without a port covers 80/443 only, so the local servers' ports are listed with the names.
+    policy: new EgressPolicy({ allowed: ['good.test', `good.test:${upPort}`, 'sneaky.test', `sneaky.test:${otherPort}`, `127.0.0.1:${upPort}`, 'api.anthropic.com'], denied: ['blocked.test'] }),
     audit,
     resolver: (h) => (names[h] ? Promise.resolve([names[h]]) : Promise.reject(Object.assign(new Error('nx'), { code: 'ENOTFOUND' }))),
     ask: (req) => {

@@ -105,7 +105,7 @@ before(async () => {
   const names: Record<string, string> = { 'good.test': '127.0.0.1', 'sneaky.test': '127.0.0.1', 'denied.test': '127.0.0.1' };
   proxy = new EgressProxy({
     task: 'escape-suite',
-    policy: new EgressPolicy({ allowed: ['good.test', 'sneaky.test', `127.0.0.1:${serverPort}`, 'api.anthropic.com', '*.anthropic.com'], denied: ['denied.test'] }),
+    policy: new EgressPolicy({ allowed: ['good.test', `good.test:${serverPort}`, 'sneaky.test', `sneaky.test:${loopbackPort}`, `127.0.0.1:${serverPort}`, 'api.anthropic.com', '*.anthropic.com'], denied: ['denied.test'] }),
     audit,
     resolver: (h) => (names[h] ? Promise.resolve([names[h]]) : Promise.reject(Object.assign(new Error('no such name'), { code: 'ENOTFOUND' }))),
   });
