@@ -25,6 +25,7 @@ export function activate(context: vscode.ExtensionContext): CoworkApi {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const wiring = require('./wiring.js') as { wire: typeof wire };
     cowork = wiring.wire(context, status);
+    shutdownHook = cowork.shutdown;
     // npm run bench reads this line
     cowork.log.info(`Cowork's engine loaded in ${(performance.now() - started).toFixed(1)} ms (trusted workspace: ${vscode.workspace.isTrusted})`);
     return cowork;
@@ -53,6 +54,10 @@ export function activate(context: vscode.ExtensionContext): CoworkApi {
   };
 }
 
-export function deactivate(): void {
-  // context.subscriptions disposes everything, including the VM helper (and so every VM).
+export function deactivate(): Promise<void> | undefined {
+  // A bounded graceful shutdown (wiring's SHUTDOWN_MS): turns aborted, guests synced, VMs stopped.
+  // context.subscriptions then disposes the rest, including the VM helper (and so any VM left).
+  return shutdownHook?.();
 }
+
+let shutdownHook: (() => Promise<void>) | undefined;

@@ -10,6 +10,9 @@ export const Commands = {
   stopVm: 'cowork.stopVm',
   showEgressLog: 'cowork.showEgressLog',
   cleanUp: 'cowork.cleanUp',
+  deleteTask: 'cowork.deleteTask',
+  /** a task whose VM stopped unexpectedly: boot it again on the same session disk */
+  restartTaskVm: 'cowork.restartTaskVm',
   acceptFile: 'cowork.review.acceptFile',
   discardFile: 'cowork.review.discardFile',
   openTask: 'cowork.review.openTask',

@@ -15,6 +15,7 @@ import { WorkspaceVm } from './session/workspaceVm';
 import { channelLogger } from './workbench/logger';
 import type { StatusBar } from './workbench/statusBar';
 import { trackVmProgress } from './workbench/vmProgress';
+import type { StateProblem } from './state/stateFiles';
 import { readSettings, WorkspaceSettingsGuard } from './workbench/settings';
 
 export interface CoworkApi {
@@ -29,12 +30,25 @@ export interface Cowork {
   readonly panel: vscode.WebviewViewProvider;
   readonly changesOf: (taskId: string) => number;
   readonly log: vscode.LogOutputChannel;
+  /** deactivate: a bounded graceful shutdown (turns aborted, guests synced, VMs stopped) */
+  readonly shutdown: () => Promise<void>;
 }
+
+/** How long deactivate waits for the guests to sync and the VMs to stop before the helper is closed anyway. */
+export const SHUTDOWN_MS = 5_000;
 
 export function wire(context: vscode.ExtensionContext, status: StatusBar): Cowork {
   const log = vscode.window.createOutputChannel(LOG_CHANNEL_NAME, { log: true });
   context.subscriptions.push(log);
   const logger = channelLogger(log);
+  // A state file that was unreadable (moved aside) or could not be written: logged, and shown once per file.
+  const reported = new Set<string>();
+  const reportState = (p: StateProblem): void => {
+    log.warn(`[state] ${p.message}`);
+    if (reported.has(p.file)) return;
+    reported.add(p.file);
+    void vscode.window.showWarningMessage(`Cowork: ${p.message}.`, 'Show Log').then((pick) => pick && log.show());
+  };
   // logs and tells the person once when a workspace tries to set what only user settings may set
   const settingsGuard = new WorkspaceSettingsGuard(log);
   context.subscriptions.push(settingsGuard);
@@ -71,6 +85,7 @@ export function wire(context: vscode.ExtensionContext, status: StatusBar): Cowor
       // Tasks belong to this workspace: keep them in its own storage.
       storageDir: (context.storageUri ?? context.globalStorageUri).fsPath,
       log: logger,
+      report: reportState,
       apiKey: async () => (await context.secrets.get(SECRET_API_KEY)) ?? process.env.ANTHROPIC_API_KEY,
       settings: () => {
         const s = readSettings();
@@ -87,15 +102,25 @@ export function wire(context: vscode.ExtensionContext, status: StatusBar): Cowor
           if (tracked.has(t.id)) continue;
           tracked.add(t.id);
           if (review) context.subscriptions.push(review.onDidChangeCount(() => status.update(m)));
+          const lost = task.vm.onLost((reason) => {
+            void vscode.window.showWarningMessage(`Cowork: the VM of "${t.title}" stopped unexpectedly (${reason}). Its changes are kept on its session disk.`, 'Restart').then((pick) => {
+              if (pick) void vscode.commands.executeCommand(Commands.restartTaskVm, t.id);
+            });
+          });
+          context.subscriptions.push({ dispose: () => lost.dispose() });
           // Cancel in the boot notification stops the task (and the VM it was starting)
           context.subscriptions.push(trackVmProgress(task.vm, `starting the VM for "${t.title}"`, () => void vscode.commands.executeCommand(Commands.stopTask, t.id), log));
         }
       };
       adopt();
       status.update(m);
+      const updateDisk = (): void => void m.diskUsage().then((u) => status.update(m, u), () => undefined);
+      updateDisk();
+      m.on('refused', (_id, message) => void vscode.window.showWarningMessage(`Cowork: ${message}`));
       m.on('changed', () => {
         adopt();
         status.update(m);
+        updateDisk();
         void panel.pushTasks();
       });
       context.subscriptions.push({ dispose: () => void m.dispose() });
@@ -131,5 +156,17 @@ export function wire(context: vscode.ExtensionContext, status: StatusBar): Cowor
     // The VMs die with the window: closing the helper's stdin stops them.
     { dispose: () => void (workspaceVm?.dispose() ?? Promise.resolve()).then(() => helper.dispose()) },
   );
-  return { api: { workspaceVm: () => workspaceVm, tasks: getTasks, review: (id) => reviews.get(id) }, panel, changesOf: (id) => reviews.get(id)?.count ?? 0, log };
+  const shutdown = async (): Promise<void> => {
+    const graceful = (async () => {
+      const m = await manager?.catch(() => undefined);
+      await Promise.allSettled([m?.shutdown(), workspaceVm?.dispose()]);
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([graceful.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), SHUTDOWN_MS)))]);
+    clearTimeout(timer);
+    if (!inTime) log.warn(`[vm] the VMs did not stop within ${SHUTDOWN_MS} ms; closing the helper, which stops them`);
+    // closing the helper's stdin stops whatever is left (and its watchdog backs that up)
+    await Promise.race([helper.dispose(), new Promise((r) => setTimeout(r, 1_000))]);
+  };
+  return { api: { workspaceVm: () => workspaceVm, tasks: getTasks, review: (id) => reviews.get(id) }, panel, changesOf: (id) => reviews.get(id)?.count ?? 0, log, shutdown };
 }

@@ -72,7 +72,7 @@ export class AgentLoop {
 
   private async run(signal: AbortSignal): Promise<TurnOutcome> {
     for (;;) {
-      if (signal.aborted) return this.stopped();
+      if (signal.aborted) return this.stopped(signal);
       if (this.o.tokenBudget > 0 && this.budgetUsed() >= this.o.tokenBudget) {
         this.record({ type: 'error', message: `The task used its token budget (${this.budgetUsed().toLocaleString('en-US')} of ${this.o.tokenBudget.toLocaleString('en-US')} tokens) and was stopped.`, action: 'Raise cowork.agent.tokenBudget, or continue the task with a follow-up to grant another round.' });
         return 'budget';
@@ -81,7 +81,7 @@ export class AgentLoop {
       try {
         message = await this.streamTurn(signal);
       } catch (err) {
-        if (signal.aborted || err instanceof Anthropic.APIUserAbortError) return this.stopped();
+        if (signal.aborted || err instanceof Anthropic.APIUserAbortError) return this.stopped(signal);
         const { message: text, action } = explainApiError(err);
         this.record({ type: 'error', message: text, action });
         return 'error';
@@ -102,8 +102,8 @@ export class AgentLoop {
       }
       for (const [i, use] of toolUses.entries()) {
         if (signal.aborted) {
-          for (const rest of toolUses.slice(i)) this.record({ type: 'tool_result', toolUseId: rest.id, name: rest.name, content: 'Not run: the person stopped the task.', isError: true });
-          return this.stopped();
+          for (const rest of toolUses.slice(i)) this.record({ type: 'tool_result', toolUseId: rest.id, name: rest.name, content: `Not run: ${stopReason(signal)}`, isError: true });
+          return this.stopped(signal);
         }
         const outcome = await this.runTool(use, signal);
         this.record({ type: 'tool_result', toolUseId: use.id, name: use.name, content: outcome.content, isError: outcome.isError, exitCode: outcome.exitCode, durationMs: outcome.durationMs });
@@ -112,8 +112,8 @@ export class AgentLoop {
     }
   }
 
-  private stopped(): TurnOutcome {
-    this.record({ type: 'stopped', reason: 'The person stopped the task.' });
+  private stopped(signal: AbortSignal): TurnOutcome {
+    this.record({ type: 'stopped', reason: stopReason(signal) });
     return 'stopped';
   }
 
@@ -168,8 +168,13 @@ export class AgentLoop {
         }
         return { content: 'The connection to the VM dropped during this call and was restored; the command was interrupted. Check its effects and run it again if needed.', isError: true };
       }
-      if (err instanceof GuestError && err.code === 'aborted') return { content: 'Not run: the person stopped the task.', isError: true };
+      if (err instanceof GuestError && err.code === 'aborted') return { content: `Not run: ${stopReason(signal)}`, isError: true };
       return { content: `The tool failed: ${err instanceof Error ? err.message : String(err)}`, isError: true };
     }
   }
+}
+
+/** Why the turn was aborted: the task's own reason (a string, e.g. the VM went away) or the person's Stop. */
+function stopReason(signal: AbortSignal): string {
+  return typeof signal.reason === 'string' ? signal.reason : 'The person stopped the task.';
 }

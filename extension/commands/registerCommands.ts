@@ -1,5 +1,6 @@
 // Palette commands. Each one is a thin handler over the engine; the check in
 // scripts/check-commands.mjs fails the build if one contributed in package.json is not registered.
+import { rm, stat } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import { describeProblems } from '../config/settings';
 import { Commands, SECRET_API_KEY } from '../ids';
@@ -130,7 +131,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     vscode.commands.registerCommand(Commands.stopTask, async (taskId?: string) => {
       const manager = await deps.tasks();
       if (!manager) return;
-      const running = manager.list().filter((t) => manager.get(t.id)?.isRunning);
+      const running = manager.list().filter((t) => manager.get(t.id)?.isRunning || manager.get(t.id)?.isQueued);
       let id = typeof taskId === 'string' ? taskId : undefined;
       if (!id) {
         if (running.length === 0) return void vscode.window.showInformationMessage('Cowork: no task is running.');
@@ -139,11 +140,78 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       if (id) manager.get(id)?.stop();
     }),
     vscode.commands.registerCommand(Commands.cleanUp, async () => {
-      const vm = requireVm();
-      if (!vm) return;
-      const keep = vm.current.state === 'stopped' || vm.current.state === 'failed' ? [] : [`${vm.vmId}.qcow2`];
-      const { removed, freedBytes } = await vm.cleanUp(keep);
-      void vscode.window.showInformationMessage(`Cowork: removed ${removed.length} session disk(s), freed ${(freedBytes / 1048576).toFixed(1)} MiB.`);
+      // Only this workspace's disks: its tasks' (in its own storage) and its own workspace VM's.
+      // Another window's VMs and disks are never touched.
+      const manager = await deps.tasks();
+      if (!manager) return void vscode.window.showWarningMessage('Cowork needs an open, trusted folder to clean up.');
+      let freed = 0;
+      let removed = 0;
+      const orphans = await manager.removeOrphanDisks();
+      freed += orphans.freedBytes;
+      removed += orphans.removed.length;
+      const vm = deps.vm();
+      if (vm && (vm.current.state === 'stopped' || vm.current.state === 'failed')) {
+        // the workspace VM's own disk only (the global folder holds other windows' disks too)
+        const st = await stat(vm.sessionDisk).catch(() => undefined);
+        if (st) {
+          await rm(vm.sessionDisk, { force: true });
+          freed += st.blocks * 512;
+          removed++;
+        }
+      }
+      const usage = await manager.diskUsage();
+      const finished = manager.list().filter((t) => t.state !== 'running' && t.state !== 'booting' && t.state !== 'queued' && !manager.get(t.id)?.isRunning);
+      if (finished.length) {
+        const bytes = finished.reduce((n, t) => n + (usage.get(t.id) ?? 0), 0);
+        const pick = await vscode.window.showQuickPick(
+          finished.map((t) => ({ label: t.title, description: `${t.state}, ${mib(usage.get(t.id) ?? 0)} on disk`, picked: false, id: t.id })),
+          { title: `Also delete finished tasks with their disks (${mib(bytes)} in all)? Their changes not yet accepted are lost.`, canPickMany: true },
+        );
+        for (const p of pick ?? []) {
+          const r = await manager.delete(p.id).catch((err: unknown) => (void vscode.window.showErrorMessage(`Cowork: cannot delete "${p.label}": ${String(err)}`), { freedBytes: 0 }));
+          freed += r.freedBytes;
+          removed++;
+        }
+      }
+      void vscode.window.showInformationMessage(`Cowork: cleaned up ${removed} item(s), freed ${mib(freed)}.`);
+    }),
+    vscode.commands.registerCommand(Commands.deleteTask, async (taskId?: string) => {
+      const manager = await deps.tasks();
+      if (!manager) return;
+      const usage = await manager.diskUsage();
+      let id = typeof taskId === 'string' ? taskId : undefined;
+      if (!id) {
+        const tasks = manager.list();
+        if (!tasks.length) return void vscode.window.showInformationMessage('Cowork: there are no tasks.');
+        id = (await vscode.window.showQuickPick(tasks.map((t) => ({ label: t.title, description: `${t.state}, ${mib(usage.get(t.id) ?? 0)} on disk`, id: t.id })), { title: 'Delete which task (with its VM disk and pending changes)?' }))?.id;
+        if (!id) return;
+        const sure = await vscode.window.showWarningMessage('Delete this task? Its changes that are not accepted yet are lost.', { modal: true }, 'Delete');
+        if (sure !== 'Delete') return;
+      }
+      try {
+        const { freedBytes } = await manager.delete(id);
+        void vscode.window.showInformationMessage(`Cowork: task deleted, freed ${mib(freedBytes)}.`);
+      } catch (err) {
+        void vscode.window.showErrorMessage(`Cowork: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }),
+    vscode.commands.registerCommand(Commands.restartTaskVm, async (taskId?: string) => {
+      const manager = await deps.tasks();
+      if (!manager) return;
+      let id = typeof taskId === 'string' ? taskId : undefined;
+      if (!id) {
+        const lost = manager.list().filter((t) => manager.get(t.id)?.vm.lost);
+        const candidates = lost.length ? lost : manager.list().filter((t) => !manager.get(t.id)?.isRunning);
+        id = candidates.length === 1 ? candidates[0]!.id : (await vscode.window.showQuickPick(candidates.map((t) => ({ label: t.title, description: t.state, id: t.id })), { title: 'Restart the VM of which task?' }))?.id;
+      }
+      const task = id ? manager.get(id) : undefined;
+      if (!task) return;
+      try {
+        await task.restartVm();
+        void vscode.window.showInformationMessage(`Cowork: the VM of "${task.info.title}" was restarted; its changes are intact. The agent is told with your next message.`);
+      } catch (err) {
+        void vscode.window.showErrorMessage(`Cowork: cannot restart the VM: ${err instanceof Error ? err.message : String(err)}`, 'Show Log').then((p) => p && log.show());
+      }
     }),
     vscode.commands.registerCommand(Commands.effectiveSettings, () => deps.settingsReport()),
     vscode.commands.registerCommand(Commands.runInVm, async (command?: string) => {
@@ -164,3 +232,8 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
   ];
   return disposables;
 }
+
+function mib(bytes: number): string {
+  return bytes >= 1 << 30 ? `${(bytes / (1 << 30)).toFixed(2)} GiB` : `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+

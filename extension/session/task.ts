@@ -8,7 +8,10 @@ import { systemPrompt } from '../agent/systemPrompt';
 import { TranscriptStore } from '../agent/transcript';
 import { SET_KEY_ACTION } from '../agent/actions';
 import type { Settings } from '../config/settings';
+import type { Change } from '../changes/changeSet';
 import type { GuestVm } from '../guest/guestVm';
+import { ignoreProblems, readJsonState, writeJsonAtomic, type StateReporter } from '../state/stateFiles';
+import { LastScan, type PersistedScan } from './lastScan';
 import type { VmHelper } from './vmHelper';
 import { WorkspaceVm, type Logger } from './workspaceVm';
 
@@ -30,12 +33,24 @@ export interface TaskDeps {
   readonly log: Logger;
   readonly apiKey: () => Promise<string | undefined>;
   readonly settings: () => Settings;
+  /** a state file that was unreadable (moved aside) or could not be written */
+  readonly report?: StateReporter;
 }
 
-export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; wrote: [] }> {
+/** The transcript's words for a VM that went away by itself; a follow-up after it tells the agent. */
+export const VM_LOST_PREFIX = 'The VM stopped unexpectedly';
+export const RESTART_ACTION = 'Restart it with "Cowork: Restart Task VM" (or send a follow-up, which restarts it); its session disk keeps the changes.';
+export const RESTART_NOTE = '[Cowork: the VM stopped unexpectedly and was restarted on the same session disk. Processes that were running and files outside /workspace are gone; the files in /workspace are as they were when it stopped. Check before relying on earlier results.]';
+export const QUEUED_REFUSAL = 'This task is waiting for a free slot (cowork.maxParallelTasks) and has not started: a follow-up cannot be added yet. Wait for it to start, or stop it.';
+
+export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; wrote: []; scan: [PersistedScan] }> {
   private stateValue: TaskState = 'queued';
   private running: AbortController | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** set while the task waits for a free slot: ends the wait (false = stopped) */
+  private queuedWait: ((go: boolean) => void) | undefined;
+  private queuedText: string | undefined;
+  private lastScanValue: PersistedScan | undefined;
   readonly vm: WorkspaceVm;
 
   private constructor(
@@ -45,13 +60,93 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
   ) {
     super();
     this.vm = new WorkspaceVm({ helper: deps.helper, workspace: deps.workspace, storageDir: deps.storageDir, log: deps.log, vmId: `task-${info.id}` });
+    this.vm.onLost((reason) => this.vmLost(reason));
   }
 
   static async open(info: Omit<TaskInfo, 'state'>, deps: TaskDeps): Promise<Task> {
-    const transcript = await TranscriptStore.open(path.join(deps.storageDir, 'tasks', info.id, 'transcript.jsonl'));
+    const dir = path.join(deps.storageDir, 'tasks', info.id);
+    const report = deps.report ?? ignoreProblems;
+    const transcript = await TranscriptStore.open(path.join(dir, 'transcript.jsonl'), report);
     const task = new Task(info, transcript, deps);
     if (transcript.all.length > 0) task.stateValue = 'idle';
+    task.lastScanValue = await readJsonState(path.join(dir, 'last-scan.json'), (v) => LastScan.parse(v), report);
     return task;
+  }
+
+  /**
+   * The change set as last scanned (persisted in the task's storage): what Source Control, the
+   * panel and the status bar show after a window reload, before the VM is up to scan again.
+   */
+  get lastScan(): PersistedScan | undefined {
+    return this.lastScanValue;
+  }
+
+  /** Records a fresh scan (the review calls this after each one); written atomically, then `scan` fires. */
+  async recordScan(changes: readonly Change[]): Promise<void> {
+    const scan = LastScan.fromChanges(changes);
+    this.lastScanValue = scan;
+    this.emit('scan', scan);
+    try {
+      await writeJsonAtomic(path.join(this.storageDir, 'last-scan.json'), LastScan.toJson(scan));
+    } catch (err) {
+      (this.deps.report ?? ignoreProblems)({ file: path.join(this.storageDir, 'last-scan.json'), message: `cannot save the last change scan: ${String(err)}` });
+    }
+  }
+
+  /** The VM went away by itself: the turn (if any) is interrupted and the task says so. */
+  private vmLost(reason: string): void {
+    const e = this.transcript.append({ type: 'error', message: `${VM_LOST_PREFIX} (${reason}). The task was interrupted; nothing in /workspace was lost.`, action: RESTART_ACTION });
+    this.emit('live', { type: 'transcript', event: e });
+    this.running?.abort(`${VM_LOST_PREFIX}: ${reason}.`);
+    this.setState('failed');
+  }
+
+  /** Whether the agent still has to be told that its VM was restarted (set by a VM loss, kept across reloads). */
+  private get restartNotePending(): boolean {
+    for (let i = this.transcript.all.length - 1; i >= 0; i--) {
+      const e = this.transcript.all[i]!;
+      if (e.type === 'user') return false;
+      if (e.type === 'error' && e.message.startsWith(VM_LOST_PREFIX)) return true;
+    }
+    return false;
+  }
+
+  /** Boots the task's VM again after it stopped unexpectedly (same session disk, so the same changes). */
+  async restartVm(): Promise<void> {
+    if (this.running || this.queuedWait) throw new Error('This task is running; stop it first.');
+    await this.vm.stop().catch(() => undefined);
+    this.setState('booting');
+    try {
+      await this.vm.start(this.deps.settings());
+      this.setState('idle');
+    } catch (err) {
+      this.setState('failed');
+      throw err;
+    } finally {
+      this.scheduleIdleStop();
+    }
+  }
+
+  /** While queued: waits until `register`'s callback grants a slot (true) or the task is stopped (false). */
+  waitForSlot(text: string, register: (grant: () => boolean) => void): Promise<boolean> {
+    this.setState('queued');
+    this.queuedText = text;
+    return new Promise<boolean>((resolve) => {
+      this.queuedWait = (go) => {
+        this.queuedWait = undefined;
+        this.queuedText = undefined;
+        resolve(go);
+      };
+      register(() => {
+        if (!this.queuedWait) return false;
+        this.queuedWait(true);
+        return true;
+      });
+    });
+  }
+
+  get isQueued(): boolean {
+    return this.queuedWait !== undefined;
   }
 
   /** This task's folder in the extension's storage (transcript, direct-mode record). */
@@ -76,6 +171,8 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
   /** Sends a message (the prompt, or a follow-up) and works until the model ends its turn. */
   async send(text: string): Promise<TurnOutcome> {
     if (this.running) throw new Error('This task is already running; stop it or wait for it to finish.');
+    // the agent is told, in this turn, that its VM is a new one
+    if (this.restartNotePending) text = `${RESTART_NOTE}\n\n${text}`;
     const ac = new AbortController();
     this.running = ac;
     clearTimeout(this.idleTimer);
@@ -112,14 +209,14 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
         transcript: this.transcript,
         sandbox: () => {
           const sb = this.vm.sandbox;
-          return sb ? Promise.resolve(sb) : Promise.reject(new Error('The task VM is not running.'));
+          return sb ? Promise.resolve(sb) : Promise.reject(new Error(this.vm.lost ? `${VM_LOST_PREFIX} (${this.vm.lost}).` : 'The task VM is not running.'));
         },
-        reconnect: () => this.vm.reconnect(),
+        reconnect: () => (this.vm.lost ? Promise.reject(new Error(`${VM_LOST_PREFIX} (${this.vm.lost}).`)) : this.vm.reconnect()),
         onEvent: (e) => this.emit('live', e),
         onWrite: () => this.emit('wrote'),
       });
       const outcome = await loop.send(text, ac.signal);
-      this.setState(outcome === 'stopped' ? 'stopped' : outcome === 'error' ? 'failed' : 'idle');
+      this.setState(this.vm.lost ? 'failed' : outcome === 'stopped' ? 'stopped' : outcome === 'error' ? 'failed' : 'idle');
       return outcome;
     } catch (err) {
       const e = this.transcript.append({ type: 'error', message: err instanceof Error ? err.message : String(err), action: 'See "Cowork: Show Log" for details.' });
@@ -153,9 +250,27 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
     return this.info.createdAt;
   }
 
-  /** Aborts the model stream and kills the running command in the guest. */
+  /** Aborts the model stream and kills the running command in the guest; a queued task leaves the queue. */
   stop(): void {
+    if (this.queuedWait) {
+      // the message is kept (a follow-up continues from it), marked as never started
+      const u = this.transcript.append({ type: 'user', text: this.queuedText ?? '' });
+      this.emit('live', { type: 'transcript', event: u });
+      this.queuedWait(false);
+      const e = this.transcript.append({ type: 'stopped', reason: 'The person stopped the task before it started.' });
+      this.emit('live', { type: 'transcript', event: e });
+      this.setState('stopped');
+      return;
+    }
     this.running?.abort();
+  }
+
+  /** A bounded graceful stop (deactivate): the turn is aborted, the guest synced and the VM stopped. */
+  async shutdown(): Promise<void> {
+    clearTimeout(this.idleTimer);
+    this.stop();
+    await this.transcript.flush();
+    await this.vm.dispose();
   }
 
   async dispose(): Promise<void> {

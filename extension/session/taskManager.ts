@@ -1,19 +1,27 @@
-// The tasks of one workspace: created from a prompt, listed (index.json in the extension's global
-// storage, so they survive a reload), and run at most cowork.maxParallelTasks at a time (the rest
-// wait, shown as queued).
+// The tasks of one workspace: created from a prompt, listed (tasks/index.json in the workspace's
+// extension storage, plus each task's own tasks/<id>/task.json, so an unreadable index is rebuilt
+// from the task folders instead of losing the list), and run at most cowork.maxParallelTasks at a
+// time (the rest wait, shown as queued; a queued task can be stopped, and a follow-up to it is
+// refused with a message). State files are written through extension/state (atomic).
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
 import type { TurnOutcome } from '../agent/loop';
-import { Task, type TaskDeps, type TaskInfo } from './task';
+import { ignoreProblems, readJsonState, writeJsonAtomic } from '../state/stateFiles';
+import { QUEUED_REFUSAL, Task, type TaskDeps, type TaskInfo } from './task';
 
-const Index = z.array(z.object({ id: z.string().regex(/^[a-z0-9]{6,32}$/), title: z.string(), createdAt: z.number(), mode: z.enum(['review', 'direct']).default('review') }));
+const Info = z.object({ id: z.string().regex(/^[a-z0-9]{6,32}$/), title: z.string(), createdAt: z.number(), mode: z.enum(['review', 'direct']).default('review') });
+const Index = z.array(Info);
 
-export class TaskManager extends EventEmitter<{ changed: [] }> {
+/** What a send can end with: the turn's outcome, or refused (a follow-up to a queued task). */
+export type SendOutcome = TurnOutcome | 'refused';
+
+export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: string, message: string] }> {
   private readonly tasks = new Map<string, Task>();
-  private readonly waiting: (() => void)[] = [];
+  /** queued tasks' grants, in order: each returns whether it took the slot (false: stopped meanwhile) */
+  private readonly waiting: (() => boolean)[] = [];
   private active = 0;
 
   private constructor(private readonly deps: TaskDeps) {
@@ -22,18 +30,40 @@ export class TaskManager extends EventEmitter<{ changed: [] }> {
 
   static async load(deps: TaskDeps): Promise<TaskManager> {
     const m = new TaskManager(deps);
-    let saved: z.infer<typeof Index> = [];
-    try {
-      saved = Index.parse(JSON.parse(await readFile(m.indexFile, 'utf8')));
-    } catch {
-      // no tasks yet, or an unreadable index: start empty rather than fail
+    const report = deps.report ?? ignoreProblems;
+    let saved = await readJsonState(m.indexFile, (v) => Index.parse(v), report);
+    if (!saved) saved = await m.recoverIndex();
+    for (const info of saved) {
+      // tasks from before task.json existed get one, so a later rebuild finds them too
+      const own = path.join(m.tasksDir, info.id, 'task.json');
+      if (!(await stat(own).catch(() => undefined))) await writeJsonAtomic(own, info, { pretty: true }).catch(() => undefined);
+      m.adopt(await Task.open(info, deps));
     }
-    for (const info of saved) m.adopt(await Task.open(info, deps));
     return m;
   }
 
+  private get tasksDir(): string {
+    return path.join(this.deps.storageDir, 'tasks');
+  }
+
   private get indexFile(): string {
-    return path.join(this.deps.storageDir, 'tasks', 'index.json');
+    return path.join(this.tasksDir, 'index.json');
+  }
+
+  /** No index (or an unreadable one, moved aside): the task folders' own task.json files list the tasks. */
+  private async recoverIndex(): Promise<z.infer<typeof Index>> {
+    const names = await readdir(this.tasksDir).catch(() => [] as string[]);
+    const found: z.infer<typeof Index> = [];
+    for (const name of names) {
+      if (!/^[a-z0-9]{6,32}$/.test(name)) continue;
+      const info = await readJsonState(path.join(this.tasksDir, name, 'task.json'), (v) => Info.parse(v), this.deps.report ?? ignoreProblems);
+      if (info && info.id === name) found.push(info);
+    }
+    if (found.length) {
+      this.deps.log.warn(`[agent] the task list was rebuilt from ${found.length} task folder(s)`);
+      await writeJsonAtomic(this.indexFile, found, { pretty: true }).catch((err: unknown) => this.deps.log.warn(`[agent] cannot save the rebuilt task list: ${String(err)}`));
+    }
+    return found;
   }
 
   list(): TaskInfo[] {
@@ -50,37 +80,112 @@ export class TaskManager extends EventEmitter<{ changed: [] }> {
   }
 
   private async save(): Promise<void> {
-    await mkdir(path.dirname(this.indexFile), { recursive: true });
-    const tmp = `${this.indexFile}.tmp`;
-    await writeFile(tmp, JSON.stringify([...this.tasks.values()].map((t) => t.info), null, 2));
-    await rename(tmp, this.indexFile);
+    await writeJsonAtomic(this.indexFile, [...this.tasks.values()].map((t) => t.info), { pretty: true });
   }
 
   /** Creates a task and starts it (or queues it when cowork.maxParallelTasks are running). */
-  async create(prompt: string): Promise<{ task: Task; done: Promise<TurnOutcome> }> {
+  async create(prompt: string): Promise<{ task: Task; done: Promise<SendOutcome> }> {
     const title = prompt.trim().split('\n')[0]!.slice(0, 80) || 'Untitled task';
-    const task = await Task.open({ id: randomBytes(6).toString('hex'), title, createdAt: Date.now(), mode: this.deps.settings()['workspace.mode'] }, this.deps);
+    const info = { id: randomBytes(6).toString('hex'), title, createdAt: Date.now(), mode: this.deps.settings()['workspace.mode'] };
+    await writeJsonAtomic(path.join(this.tasksDir, info.id, 'task.json'), info, { pretty: true });
+    const task = await Task.open(info, this.deps);
     this.adopt(task);
     await this.save();
     this.emit('changed');
     return { task, done: this.send(task, prompt) };
   }
 
-  /** A follow-up (or the first prompt), respecting the parallel limit. */
-  async send(task: Task, text: string): Promise<TurnOutcome> {
-    if (this.active >= this.deps.settings().maxParallelTasks) await new Promise<void>((r) => this.waiting.push(r));
-    this.active++;
+  /** A follow-up (or the first prompt), respecting the parallel limit. A follow-up to a queued task is refused. */
+  async send(task: Task, text: string): Promise<SendOutcome> {
+    if (task.isQueued) {
+      this.emit('refused', task.info.id, QUEUED_REFUSAL);
+      return 'refused';
+    }
+    if (this.active >= this.deps.settings().maxParallelTasks) {
+      const go = await task.waitForSlot(text, (grant) => this.waiting.push(grant));
+      if (!go) return 'stopped';
+    } else {
+      this.active++;
+    }
+    // the slot is ours (taken above, or handed over by release())
     try {
       return await task.send(text);
     } finally {
-      this.active--;
-      this.waiting.shift()?.();
+      this.release();
       this.emit('changed');
     }
+  }
+
+  /** Hands the slot to the next queued task that is still waiting, or frees it. */
+  private release(): void {
+    for (let grant = this.waiting.shift(); grant; grant = this.waiting.shift()) if (grant()) return;
+    this.active--;
+  }
+
+  /** Allocated bytes of each task's session disk (sparse qcow2: what it really takes). */
+  async diskUsage(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const t of this.tasks.values()) out.set(t.info.id, await allocated(t.vm.sessionDisk));
+    return out;
+  }
+
+  /** Deletes a task that is not running: its VM, session disk (and so its pending changes), transcript and records. */
+  async delete(id: string): Promise<{ freedBytes: number }> {
+    const task = this.tasks.get(id);
+    if (!task) throw new Error(`No task ${id}.`);
+    if (task.isRunning || task.isQueued) throw new Error(`"${task.info.title}" is running; stop it first.`);
+    const freedBytes = (await allocated(task.vm.sessionDisk)) + (await sizeOfTree(task.storageDir));
+    await task.dispose();
+    this.tasks.delete(id);
+    await this.save();
+    await rm(task.vm.sessionDisk, { force: true });
+    await rm(task.vm.egressLog, { force: true });
+    await rm(task.storageDir, { recursive: true, force: true });
+    this.emit('changed');
+    return { freedBytes };
+  }
+
+  /**
+   * Removes session disks in this workspace's storage that belong to no task of this workspace
+   * (left by a deleted task or an interrupted create). Never a running task's, never another
+   * workspace's (those live in that workspace's own storage).
+   */
+  async removeOrphanDisks(): Promise<{ removed: string[]; freedBytes: number }> {
+    const dir = path.join(this.deps.storageDir, 'sessions');
+    const known = new Set([...this.tasks.values()].map((t) => path.basename(t.vm.sessionDisk)));
+    const removed: string[] = [];
+    let freedBytes = 0;
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (!/^task-[a-z0-9]+\.qcow2$/.test(name) || known.has(name)) continue;
+      const file = path.join(dir, name);
+      freedBytes += await allocated(file);
+      await rm(file, { force: true });
+      removed.push(name);
+    }
+    return { removed, freedBytes };
+  }
+
+  /** deactivate: every task's turn aborted, its guest synced and its VM stopped, in parallel. */
+  async shutdown(): Promise<void> {
+    await Promise.allSettled([...this.tasks.values()].map((t) => t.shutdown()));
   }
 
   async dispose(): Promise<void> {
     await Promise.allSettled([...this.tasks.values()].map((t) => t.dispose()));
     this.removeAllListeners();
   }
+}
+
+async function allocated(file: string): Promise<number> {
+  const st = await stat(file).catch(() => undefined);
+  return st ? st.blocks * 512 : 0;
+}
+
+async function sizeOfTree(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = path.join(dir, e.name);
+    total += e.isDirectory() ? await sizeOfTree(p) : await allocated(p);
+  }
+  return total;
 }

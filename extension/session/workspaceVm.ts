@@ -50,6 +50,9 @@ export class WorkspaceVm {
   private audit: JsonlAudit | undefined;
   private sandboxInstance: GuestSandbox | undefined;
   private readonly emitter = new EventEmitter();
+  /** set while we stop the VM ourselves: a VM that goes away otherwise stopped unexpectedly */
+  private stopping = false;
+  private lostReason: string | undefined;
 
   constructor(private readonly opts: WorkspaceVmOptions) {}
 
@@ -95,6 +98,32 @@ export class WorkspaceVm {
     return { dispose: () => this.emitter.off('status', listener) };
   }
 
+  /**
+   * The VM went away without being asked (QEMU killed, guest panic, the helper died): the session
+   * disk keeps the changes; the next start() boots a new VM on it.
+   */
+  onLost(listener: (reason: string) => void): { dispose(): void } {
+    this.emitter.on('lost', listener);
+    return { dispose: () => this.emitter.off('lost', listener) };
+  }
+
+  /** Why the VM stopped unexpectedly, until it is started again. */
+  get lost(): string | undefined {
+    return this.lostReason;
+  }
+
+  private markLost(reason: string): void {
+    const guest = this.guest;
+    if (!guest || this.stopping) return;
+    this.guest = undefined;
+    this.sandboxInstance = undefined;
+    this.lostReason = reason;
+    guest.connection.close();
+    this.opts.log.warn(`[vm] ${this.vmId} stopped unexpectedly: ${reason}`);
+    this.setStatus({ state: 'failed', detail: `The VM stopped unexpectedly (${reason}) — Restart` });
+    this.emitter.emit('lost', reason);
+  }
+
   private setStatus(next: WorkspaceVmStatus): void {
     this.status = next;
     this.emitter.emit('status', next);
@@ -104,9 +133,13 @@ export class WorkspaceVm {
     this.subscriptions ??= [
       this.opts.helper.onEvent((ev) => {
         if (ev.event === 'image.progress' && this.status.state === 'booting') this.setStatus({ ...this.status, imageProgress: { phase: ev.phase, message: ev.message, fraction: ev.fraction } });
-        else if (ev.event === 'vm.state' && ev.vmId === this.vmId) this.setStatus({ ...this.status, state: ev.state, detail: ev.detail });
+        else if (ev.event === 'vm.state' && ev.vmId === this.vmId) {
+          if ((ev.state === 'failed' || ev.state === 'stopped') && this.guest && !this.stopping) this.markLost(ev.detail ?? `it is ${ev.state}`);
+          else this.setStatus({ ...this.status, state: ev.state, detail: ev.detail });
+        }
       }),
       this.opts.helper.onExit((err) => {
+        if (this.guest && !this.stopping) return this.markLost(`the VM helper exited: ${err.message}`);
         if (!this.guest && !this.starting) return;
         this.guest = undefined;
         this.starting = undefined;
@@ -116,13 +149,19 @@ export class WorkspaceVm {
     return this.opts.helper.get();
   }
 
-  /** Boots the VM if it is not running; concurrent callers share one boot. */
+  /**
+   * Boots the VM if it is not running; concurrent callers share one boot. Each step that starts
+   * something pushes its undo; a later step failing pops them in reverse, so a half-started VM
+   * (booted, but its egress proxy could not start) is stopped again, not left running.
+   */
   start(settings: Settings): Promise<GuestVm> {
     if (this.guest && !this.guest.connection.isClosed) return Promise.resolve(this.guest);
     this.starting ??= (async () => {
       this.setStatus({ state: 'booting' });
+      const undo: { what: string; run: () => Promise<void> }[] = [];
       try {
         const [{ GuestVm }, { GuestSandbox }] = await Promise.all([import('../guest/guestVm'), import('../guest/sandbox')]);
+        // GuestVm.start stops the VM itself when SSH or the guest agent cannot be reached
         const guest = await GuestVm.start(this.helper(), {
           vmId: this.vmId,
           workspace: this.opts.workspace,
@@ -130,14 +169,20 @@ export class WorkspaceVm {
           accelerator: settings['vm.accelerator'],
           ...vmResources(settings),
         });
+        undo.push({ what: 'stop the VM', run: () => guest.stop(0) });
+        undo.push({ what: 'close the egress proxy', run: () => this.closeEgress() });
         await this.attachEgress(guest, settings);
         this.guest = guest;
+        this.lostReason = undefined;
         this.sandboxInstance = GuestSandbox.for(guest);
         this.setStatus({ state: 'ready', accelerator: guest.info.accelerator, bootMs: guest.info.bootMs });
         this.opts.log.info(`[vm] ready in ${guest.info.bootMs} ms with ${guest.info.accelerator}`);
         return guest;
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
+        for (const step of undo.reverse()) {
+          await withTimeout(step.run(), UNDO_TIMEOUT_MS).catch((e: unknown) => this.opts.log.warn(`[vm] after a failed start, could not ${step.what}: ${String(e)}`));
+        }
         this.setStatus({ state: 'failed', detail: message });
         throw err;
       } finally {
@@ -147,9 +192,16 @@ export class WorkspaceVm {
     return this.starting;
   }
 
+  private async closeEgress(): Promise<void> {
+    const [proxy, audit] = [this.proxy, this.audit];
+    this.proxy = undefined;
+    this.audit = undefined;
+    await proxy?.close();
+    await audit?.close();
+  }
+
   private async attachEgress(guest: GuestVm, settings: Settings): Promise<void> {
-    await this.proxy?.close();
-    await this.audit?.close();
+    await this.closeEgress();
     const apiHost = settings.apiBaseUrl ? new URL(settings.apiBaseUrl).hostname : undefined;
     const [{ JsonlAudit }, { bridgeEgress }, { EgressPolicy }, { EgressProxy }] = await Promise.all([import('../egress/audit'), import('../egress/guestBridge'), import('../egress/policy'), import('../egress/proxy')]);
     this.audit = new JsonlAudit(this.egressLog);
@@ -190,24 +242,32 @@ export class WorkspaceVm {
     const guest = this.guest ?? (await this.starting?.catch(() => undefined));
     this.guest = undefined;
     this.sandboxInstance = undefined;
+    this.lostReason = undefined;
     if (guest) {
+      this.stopping = true;
       this.setStatus({ ...this.status, state: 'stopping' });
-      await guest.stop();
+      try {
+        await guest.stop();
+      } finally {
+        this.stopping = false;
+      }
     }
     this.setStatus({ state: 'stopped' });
   }
 
-  /** Removes session disks that belong to no known task; reports what it freed. */
-  async cleanUp(keep: readonly string[]): Promise<{ removed: string[]; freedBytes: number }> {
-    return this.helper().request('disks.cleanup', { dir: this.sessionsDir, keep: [...keep] });
-  }
-
   async dispose(): Promise<void> {
     await this.stop().catch(() => undefined);
-    await this.proxy?.close();
-    await this.audit?.close();
+    await this.closeEgress();
     for (const d of this.subscriptions ?? []) d.dispose();
     this.subscriptions = undefined;
     this.emitter.removeAllListeners();
   }
+}
+
+/** How long one undo step of a failed start may take before the next one runs. */
+export const UNDO_TIMEOUT_MS = 15_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
 }

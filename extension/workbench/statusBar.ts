@@ -3,7 +3,8 @@ import * as vscode from 'vscode';
 import type { TaskManager } from '../session/taskManager';
 
 export interface StatusBar {
-  update(m: TaskManager | undefined): void;
+  /** `disk`: each task's session disk usage in bytes, when known (shown in the tooltip) */
+  update(m: TaskManager | undefined, disk?: ReadonlyMap<string, number>): void;
   readonly item: vscode.StatusBarItem;
 }
 
@@ -12,13 +13,20 @@ export function createStatusBar(revealCommand: string, changes: (taskId: string)
   const item = vscode.window.createStatusBarItem('cowork.status', vscode.StatusBarAlignment.Left, 50);
   item.name = 'Cowork';
   item.command = revealCommand;
-  const update = (m: TaskManager | undefined): void => {
+  let lastDisk: ReadonlyMap<string, number> | undefined;
+  const update = (m: TaskManager | undefined, disk?: ReadonlyMap<string, number>): void => {
+    if (disk) lastDisk = disk;
     const tasks = m?.list() ?? [];
     const running = tasks.filter((t) => t.state === 'running' || t.state === 'booting' || t.state === 'queued');
     const booting = tasks.filter((t) => t.state === 'booting').length;
     const review = tasks.filter((t) => t.state !== 'running' && changes(t.id) > 0);
     item.text = running.length ? `$(sync~spin) Cowork: ${running.length} running${booting ? ` (${booting} booting VM)` : ''}` : `$(vm) Cowork${review.length ? `: ${review.length} to review` : ''}`;
-    item.tooltip = running.length ? running.map((t) => `${t.title} — ${t.state}`).join('\n') : 'Open the Cowork panel';
+    const line = (t: (typeof tasks)[number]): string => {
+      const n = changes(t.id);
+      const bytes = lastDisk?.get(t.id);
+      return `${t.title} — ${t.state}${n ? `, ${n} change(s)` : ''}${bytes ? `, disk ${(bytes / 1048576).toFixed(0)} MiB` : ''}`;
+    };
+    item.tooltip = tasks.length ? `${tasks.map(line).join('\n')}\n\nOpen the Cowork panel` : 'Open the Cowork panel';
     item.show();
   };
   update(undefined);
