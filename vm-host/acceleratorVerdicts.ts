@@ -1,15 +1,18 @@
-// Remembers, across helper processes, that an accelerator the host offers could not run this
-// guest image (see HW_SIGN_OF_LIFE_MS), so "auto" does not spend the probe time on every start.
-// A verdict is tied to the image key and expires, so a fixed host or a new kernel is tried again.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+// Remembers, across helper processes, whether a hardware accelerator the host offers could run
+// this guest image: "auto" does not spend a failed attempt on every start, and Check Setup shows
+// the result of its last probe. A verdict is tied to the image key and expires, so a fixed host
+// or a new kernel is tried again. Written atomically (vm-host/jsonFile.ts).
 import * as path from 'node:path';
 import type { ResolvedAccelerator } from '../extension/protocol/vmHost';
+import { readJsonFile, writeJsonAtomic } from './jsonFile';
 
 export const VERDICT_TTL_MS = 7 * 24 * 3600 * 1000;
 
-interface Verdict {
+export interface Verdict {
   readonly imageKey: string;
   readonly at: number;
+  /** absent in files written before usable verdicts existed: those only recorded failures */
+  readonly usable?: boolean;
   readonly reason: string;
 }
 
@@ -20,23 +23,32 @@ export class AcceleratorVerdicts {
     return new AcceleratorVerdicts(path.join(cacheDir, 'unusable-accelerators.json'));
   }
 
-  private async read(): Promise<Record<string, Verdict>> {
-    try {
-      return JSON.parse(await readFile(this.file, 'utf8')) as Record<string, Verdict>;
-    } catch {
-      return {};
-    }
+  private read(): Promise<Record<string, Verdict>> {
+    return readJsonFile<Record<string, Verdict>>(this.file, {});
+  }
+
+  /** The current (same image, not expired) verdict on accel, if any. */
+  async get(accel: ResolvedAccelerator, imageKey: string, now = Date.now()): Promise<Verdict | undefined> {
+    const v = (await this.read())[accel];
+    return v && v.imageKey === imageKey && now - v.at < VERDICT_TTL_MS ? v : undefined;
   }
 
   async isUnusable(accel: ResolvedAccelerator, imageKey: string, now = Date.now()): Promise<boolean> {
-    const v = (await this.read())[accel];
-    return !!v && v.imageKey === imageKey && now - v.at < VERDICT_TTL_MS;
+    const v = await this.get(accel, imageKey, now);
+    return !!v && v.usable !== true;
   }
 
   async markUnusable(accel: ResolvedAccelerator, imageKey: string, reason: string): Promise<void> {
+    await this.set(accel, { imageKey, at: Date.now(), usable: false, reason });
+  }
+
+  async markUsable(accel: ResolvedAccelerator, imageKey: string, reason = 'booted'): Promise<void> {
+    await this.set(accel, { imageKey, at: Date.now(), usable: true, reason });
+  }
+
+  private async set(accel: ResolvedAccelerator, v: Verdict): Promise<void> {
     const all = await this.read();
-    all[accel] = { imageKey, at: Date.now(), reason };
-    await mkdir(path.dirname(this.file), { recursive: true });
-    await writeFile(this.file, JSON.stringify(all, null, 2));
+    all[accel] = v;
+    await writeJsonAtomic(this.file, all);
   }
 }

@@ -1,10 +1,15 @@
 // Entry point of the vm-host helper (dist/vm-host.js).
 //   node dist/vm-host.js                   serve the JSON-lines protocol on stdio (the extension's way)
 //   node dist/vm-host.js --build-image [--force]   build/verify the guest image, progress on stderr
+//   node dist/vm-host.js --doctor [--reprobe] [--json]   check the prerequisites, one ✓/✗ line each;
+//                                          exit code 1 when a required one fails (vm-host/doctor.ts)
+// Environment: COWORK_CACHE_DIR (image cache, verdicts, boot times), COWORK_QEMU_BINARY (the QEMU
+// program), COWORK_TEST_FAKE_KVM=1 (tests only: pretend /dev/kvm is usable, see drivers/accelerator.ts).
 // It exits when its stdin closes (its parent is gone) or on SIGTERM/SIGINT/SIGHUP, and stops every
 // VM before it does; if it is SIGKILLed, its watchdog kills the VMs instead.
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import { doctorExitCode, formatDoctorLine } from './doctor';
 import { ensureImage } from './image/builder';
 import { defaultCacheDir } from './image/cacheDir';
 import { hostArch, type RecipeSources } from './image/recipe';
@@ -52,7 +57,27 @@ function serve(): void {
   process.stdout.on('error', exit); // parent closed our stdout: it is gone
 }
 
-if (process.argv.includes('--build-image')) {
+async function doctorCli(): Promise<number> {
+  const server = new VmHostServer({ send: () => undefined, sources });
+  try {
+    const { lines } = await server.doctor({ reprobe: process.argv.includes('--reprobe') });
+    if (process.argv.includes('--json')) process.stdout.write(JSON.stringify(lines) + '\n');
+    else for (const l of lines) process.stdout.write(formatDoctorLine(l) + '\n');
+    return doctorExitCode(lines);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+if (process.argv.includes('--doctor')) {
+  doctorCli().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(2);
+    },
+  );
+} else if (process.argv.includes('--build-image')) {
   buildImageCli(process.argv.includes('--force')).catch((err: unknown) => {
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);

@@ -1,30 +1,48 @@
 // The helper's request handler: validates every request, owns every VM, and tears them all down
 // when its parent goes away.
+//  - A start is reserved under its vm id before anything is awaited, so a second vm.start of the
+//    same id fails at once with 'vm-exists' instead of after a boot.
+//  - "auto" falls back to TCG on any failure of a hardware accelerator before the guest's first
+//    sign of life (vm-host/acceleratorFallback.ts), says why in one line (a vm.notice event and the
+//    start result's `notice`), and caches the verdict; an explicit accelerator fails with the reason.
+//  - The boot time-out is relative to this host's last measured boot (vm-host/bootTimes.ts).
+//  - A VM that dies once ready is unregistered and reported (vm.state 'failed' with the reason),
+//    so vm.start of the same id works again on the same session disk.
+//  - shutdown is bounded: the image build is cancelled (its process groups killed), every VM gets
+//    SIGTERM and then SIGKILL after its grace period, all within SHUTDOWN_DEADLINE_MS.
 import { stat } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   PROTOCOL_VERSION,
+  type DoctorLine,
   Requests,
   RequestLine,
   type RequestName,
+  type RequestParams,
   type RequestResult,
   type ResolvedAccelerator,
   type VmHostEvent,
   type VmStartParams,
 } from '../extension/protocol/vmHost';
+import { fallbackNotice, unusableMessage } from './acceleratorFallback';
 import { AcceleratorVerdicts } from './acceleratorVerdicts';
+import { BootTimes } from './bootTimes';
+import { runDoctor } from './doctor';
 import { availableAccelerators, pickAccelerator, probeAccelerators, type AcceleratorProbe } from './drivers/accelerator';
 import { qemuDriver } from './drivers/qemu';
 import { cleanupDisks, ensureSessionDisk } from './disks';
 import { VmHostError } from './errors';
 import { qemuTools, requireTools } from './hostTools';
-import { ensureImage, type GuestImage } from './image/builder';
+import { BUILD_KILL_GRACE_MS, ensureImage, type GuestImage } from './image/builder';
 import { defaultCacheDir } from './image/cacheDir';
 import { hostArch, type RecipeSources } from './image/recipe';
 import { allocatedBytes, processStats } from './stats';
-import { Vm } from './vm';
+import { STOP_GRACE_MS, Vm } from './vm';
 import { Watchdog } from './watchdog';
+
+/** shutdown never takes longer than this (then every QEMU and build group is SIGKILLed) */
+export const SHUTDOWN_DEADLINE_MS = STOP_GRACE_MS + BUILD_KILL_GRACE_MS + 2_000;
 
 export interface ServerOptions {
   readonly send: (line: object) => void;
@@ -32,18 +50,39 @@ export interface ServerOptions {
   readonly cacheDir?: string;
   /** see HW_SIGN_OF_LIFE_MS */
   readonly signOfLifeMs?: number;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** The QEMU program: COWORK_QEMU_BINARY (a path or a name on PATH) or the one for this host's architecture. */
+export function qemuBinaryFor(env: NodeJS.ProcessEnv = process.env, arch = hostArch()): string {
+  return env.COWORK_QEMU_BINARY || (arch === 'arm64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64');
 }
 
 export class VmHostServer {
   private readonly vms = new Map<string, Vm>();
+  /** vm ids whose start is under way (reserved before the first await) */
+  private readonly starting = new Set<string>();
+  /** vm ids stopped while their start was still before the boot */
+  private readonly cancelledStarts = new Set<string>();
   private imagePromise: Promise<GuestImage> | undefined;
+  private readonly buildAbort = new AbortController();
   private probe: Promise<AcceleratorProbe> | undefined;
   private readonly watchdog = new Watchdog();
   private shuttingDown: Promise<void> | undefined;
   private readonly verdicts: AcceleratorVerdicts;
+  private readonly bootTimes: BootTimes;
+  private readonly cacheDir: string;
+  private readonly env: NodeJS.ProcessEnv;
 
   constructor(private readonly opts: ServerOptions) {
-    this.verdicts = AcceleratorVerdicts.inCache(opts.cacheDir ?? defaultCacheDir());
+    this.env = opts.env ?? process.env;
+    this.cacheDir = opts.cacheDir ?? defaultCacheDir(this.env);
+    this.verdicts = AcceleratorVerdicts.inCache(this.cacheDir);
+    this.bootTimes = BootTimes.inCache(this.cacheDir);
+  }
+
+  get watchdogPid(): number | undefined {
+    return this.watchdog.pid;
   }
 
   private emit(ev: VmHostEvent): void {
@@ -63,7 +102,7 @@ export class VmHostServer {
       const method = req.method as RequestName;
       const parsed = Requests[method][0].safeParse(req.params ?? {});
       if (!parsed.success) throw new VmHostError('bad-request', `Invalid ${method} parameters: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-      const result = await this.dispatch(method, parsed.data);
+      const result = await this.dispatch({ method, params: parsed.data } as Dispatch);
       this.opts.send({ id, ok: true, result });
     } catch (err) {
       const code = err instanceof VmHostError ? err.code : 'internal';
@@ -73,26 +112,30 @@ export class VmHostServer {
     }
   }
 
-  private async dispatch(method: RequestName, params: unknown): Promise<unknown> {
-    switch (method) {
+  private async dispatch(req: Dispatch): Promise<unknown> {
+    switch (req.method) {
       case 'hello': {
         const probe = await this.accelProbe();
         return { version: PROTOCOL_VERSION, platform: process.platform, arch: process.arch, accelerators: availableAccelerators(probe), pid: process.pid } satisfies RequestResult<'hello'>;
       }
       case 'image.ensure': {
-        const { force } = params as { force?: boolean };
+        const { force } = req.params;
         if (force) this.imagePromise = undefined;
         const image = await this.image(force);
         return { key: image.key, kernelVersion: image.kernelVersion, built: image.built } satisfies RequestResult<'image.ensure'>;
       }
       case 'vm.start':
-        return this.startVm(params as VmStartParams);
+        return this.startVm(req.params);
       case 'vm.stop': {
-        const { vmId, graceMs } = params as { vmId: string; graceMs?: number };
+        const { vmId, graceMs } = req.params;
         const vm = this.vms.get(vmId);
-        if (!vm) return { stopped: false };
+        if (!vm) {
+          if (!this.starting.has(vmId)) return { stopped: false };
+          this.cancelledStarts.add(vmId); // the start checks this before it boots
+          return { stopped: true };
+        }
         await vm.stop(graceMs);
-        this.vms.delete(vmId);
+        if (this.vms.get(vmId) === vm) this.vms.delete(vmId);
         return { stopped: true };
       }
       case 'vm.list': {
@@ -108,33 +151,53 @@ export class VmHostServer {
         return { vms };
       }
       case 'disks.cleanup': {
-        const { dir, keep } = params as { dir: string; keep: string[] };
+        const { dir, keep } = req.params;
         const inUse = [...this.vms.values()].filter((vm) => path.dirname(vm.params.sessionDisk) === path.resolve(dir)).map((vm) => path.basename(vm.params.sessionDisk));
         return cleanupDisks(dir, [...keep, ...inUse]);
       }
       case 'shutdown':
         await this.shutdown();
         return {};
+      case 'doctor':
+        return this.doctor(req.params);
     }
+  }
+
+  async doctor(p: RequestParams<'doctor'>): Promise<RequestResult<'doctor'>> {
+    const lines: DoctorLine[] = await runDoctor({
+      cacheDir: this.cacheDir,
+      sources: this.opts.sources,
+      arch: hostArch(),
+      qemuBinary: qemuBinaryFor(this.env),
+      probe: () => this.accelProbe(),
+      verdicts: this.verdicts,
+      bootTimes: this.bootTimes,
+      reprobe: p.reprobe,
+      sessionsDir: p.sessionsDir,
+      guard: (pid, alive) => (alive ? this.watchdog.guard(pid) : this.watchdog.release(pid)),
+    });
+    return { ok: !lines.some((l) => l.required && !l.ok), lines };
   }
 
   private accelProbe(): Promise<AcceleratorProbe> {
     this.probe ??= (async () => {
-      const arch = hostArch();
-      const qemu = arch === 'arm64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64';
+      const qemu = qemuBinaryFor(this.env);
       const tools = await requireTools(qemuTools(qemu));
-      return probeAccelerators(tools.get(qemu)!);
+      return probeAccelerators(tools.get(qemu)!, this.env);
     })();
     this.probe.catch(() => (this.probe = undefined));
     return this.probe;
   }
 
   private image(force?: boolean): Promise<GuestImage> {
+    if (this.shuttingDown) return Promise.reject(new VmHostError('cancelled', 'The helper is shutting down.'));
     this.imagePromise ??= ensureImage({
-      cacheDir: this.opts.cacheDir ?? defaultCacheDir(),
+      cacheDir: this.cacheDir,
       sources: this.opts.sources,
       arch: hostArch(),
       force,
+      signal: this.buildAbort.signal,
+      onProcessGroup: (pgid, alive) => (alive ? this.watchdog.guard(-pgid) : this.watchdog.release(-pgid)),
       onProgress: (p) => this.emit({ event: 'image.progress', phase: p.phase, message: p.message, fraction: p.fraction }),
       onLog: (line) => this.log('debug', line),
     });
@@ -144,57 +207,116 @@ export class VmHostServer {
 
   private async startVm(p: VmStartParams): Promise<RequestResult<'vm.start'>> {
     if (this.shuttingDown) throw new VmHostError('cancelled', 'The helper is shutting down.');
-    if (this.vms.has(p.vmId)) throw new VmHostError('vm-exists', `A VM named ${p.vmId} is already running.`);
+    // Reserve the id before the first await: a concurrent start of the same id fails right away.
+    if (this.vms.has(p.vmId) || this.starting.has(p.vmId)) throw new VmHostError('vm-exists', `A VM named ${p.vmId} is already ${this.vms.has(p.vmId) ? 'running' : 'starting'}.`);
+    this.starting.add(p.vmId);
+    this.cancelledStarts.delete(p.vmId);
+    try {
+      return await this.prepareAndBoot(p);
+    } finally {
+      this.starting.delete(p.vmId);
+      this.cancelledStarts.delete(p.vmId);
+    }
+  }
+
+  private checkCancelled(vmId: string): void {
+    if (this.cancelledStarts.has(vmId) || this.shuttingDown) throw new VmHostError('cancelled', `The start of ${vmId} was cancelled.`);
+  }
+
+  private async prepareAndBoot(p: VmStartParams): Promise<RequestResult<'vm.start'>> {
     await validateHostResources(p);
     const probe = await this.accelProbe();
     let accelerator = pickAccelerator(p.accelerator, probe);
     const image = await this.image();
+    this.checkCancelled(p.vmId);
+    let notice: string | undefined;
     if (p.accelerator === 'auto' && accelerator !== 'tcg' && (await this.verdicts.isUnusable(accelerator, image.key))) {
-      this.log('info', `[vm] ${accelerator} could not run this guest before; using tcg (the verdict expires in a week or with a new image)`);
+      const v = await this.verdicts.get(accelerator, image.key);
+      notice = fallbackNotice(accelerator, v?.reason ?? 'it failed before');
+      this.log('info', `[vm] ${notice} (remembered; the verdict expires in a week or with a new image)`);
       accelerator = 'tcg';
     }
-    const tools = await requireTools(qemuTools(image.qemuBinary));
+    const qemuBinary = qemuBinaryFor(this.env);
+    const tools = await requireTools(qemuTools(qemuBinary));
     await ensureSessionDisk(tools.get('qemu-img')!, p.sessionDisk, p.diskGiB);
+    this.checkCancelled(p.vmId);
     try {
-      return await this.bootVm(p, image, accelerator);
+      const info = await this.bootVm(p, image, accelerator, qemuBinary);
+      if (notice) this.emit({ event: 'vm.notice', vmId: p.vmId, message: notice });
+      return notice ? { ...info, notice } : info;
     } catch (err) {
-      if (!(err instanceof VmHostError && err.code === 'accelerator-unusable' && p.accelerator === 'auto')) throw err;
+      if (!(err instanceof VmHostError && err.code === 'accelerator-unusable')) throw err;
+      if (p.accelerator !== 'auto') throw new VmHostError('accelerator-unusable', unusableMessage(accelerator, err.message), { cause: err });
+      notice = fallbackNotice(accelerator, err.message);
+      this.log('warn', `[vm] ${notice}`);
+      this.emit({ event: 'vm.notice', vmId: p.vmId, message: notice });
+      this.checkCancelled(p.vmId);
+      const info = await this.bootVm(p, image, 'tcg', qemuBinary);
+      // TCG got further than the accelerator did: the accelerator was the problem. Remember it.
       await this.verdicts.markUnusable(accelerator, image.key, err.message);
-      this.log('warn', `[vm] ${err.message} Falling back to tcg (software emulation, slow) for this session.`);
-      return this.bootVm(p, image, 'tcg');
+      return { ...info, notice };
     }
   }
 
-  private async bootVm(p: VmStartParams, image: GuestImage, accelerator: ResolvedAccelerator): Promise<RequestResult<'vm.start'>> {
-    const vm = new Vm(p, {
+  private async bootVm(p: VmStartParams, image: GuestImage, accelerator: ResolvedAccelerator, qemuBinary: string): Promise<RequestResult<'vm.start'>> {
+    const { timeoutMs, lastBootMs } = await this.bootTimes.timeoutFor(accelerator);
+    let wasReady = false;
+    const vm: Vm = new Vm(p, {
       driver: qemuDriver,
       image,
+      qemuBinary,
       accelerator,
       watchdog: this.watchdog,
-      onState: (state, detail) => this.emit({ event: 'vm.state', vmId: p.vmId, state: state.kind, detail: state.kind === 'failed' ? state.error : detail }),
+      bootTimeoutMs: timeoutMs,
+      onState: (state, detail) => {
+        this.emit({ event: 'vm.state', vmId: p.vmId, state: state.kind, detail: state.kind === 'failed' ? state.error : detail });
+        if (state.kind === 'ready') wasReady = true;
+        if (state.kind === 'failed' && wasReady) this.lost(vm, state.error);
+      },
       onConsole: (line) => this.emit({ event: 'vm.console', vmId: p.vmId, line }),
+      onProgress: (step, elapsedMs, tMs) => this.emit({ event: 'vm.progress', vmId: p.vmId, accelerator, step, elapsedMs, timeoutMs: tMs }),
       signOfLifeMs: this.opts.signOfLifeMs,
     });
     this.vms.set(p.vmId, vm);
-    this.log('info', `[vm] starting ${p.vmId} with ${accelerator} (${p.cpus} cpus, ${p.memoryMiB} MiB)`);
+    this.log('info', `[vm] starting ${p.vmId} with ${accelerator} (${p.cpus} cpus, ${p.memoryMiB} MiB; boot time-out ${Math.round((p.bootTimeoutMs ?? timeoutMs) / 1000)} s${lastBootMs ? `, last boot ${(lastBootMs / 1000).toFixed(1)} s` : ''})`);
     try {
-      return await vm.start();
+      const info = await vm.start();
+      await this.bootTimes.record(accelerator, info.bootMs).catch(() => undefined);
+      if (accelerator !== 'tcg') await this.verdicts.markUsable(accelerator, image.key, `a VM booted in ${(info.bootMs / 1000).toFixed(1)} s`).catch(() => undefined);
+      return info;
     } catch (err) {
-      this.vms.delete(p.vmId);
+      if (this.vms.get(p.vmId) === vm) this.vms.delete(p.vmId);
       throw err;
     }
   }
 
-  /** Stops every VM (in parallel, each with its grace period) and releases the watchdog. */
-  shutdown(): Promise<void> {
+  /** A ready VM went away by itself: unregister it (the same id can start again) and clean up. */
+  private lost(vm: Vm, reason: string): void {
+    if (this.vms.get(vm.params.vmId) !== vm) return;
+    this.vms.delete(vm.params.vmId);
+    this.log('warn', `[vm] ${vm.params.vmId} stopped unexpectedly: ${reason}`);
+    void vm.cleanupAfterExit();
+  }
+
+  /** Stops every VM and the image build, bounded by SHUTDOWN_DEADLINE_MS; releases the watchdog. */
+  shutdown(deadlineMs = SHUTDOWN_DEADLINE_MS): Promise<void> {
     this.shuttingDown ??= (async () => {
-      await Promise.allSettled([...this.vms.values()].map((vm) => vm.stop()));
+      this.buildAbort.abort();
+      const vms = [...this.vms.values()];
+      const work = Promise.allSettled([...vms.map((vm) => vm.stop()), this.imagePromise ?? Promise.resolve()]);
+      let timer: NodeJS.Timeout | undefined;
+      const late = await Promise.race([work.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), deadlineMs)))]);
+      clearTimeout(timer);
       this.vms.clear();
+      if (late) this.log('warn', `[vm] shutdown took longer than ${deadlineMs} ms; killing what is left`);
+      // Closing the watchdog's pipe makes it SIGKILL whatever is still registered (nothing, unless late).
       this.watchdog.close();
     })();
     return this.shuttingDown;
   }
 }
+
+type Dispatch = { [N in RequestName]: { method: N; params: RequestParams<N> } }[RequestName];
 
 export async function validateHostResources(p: VmStartParams): Promise<void> {
   if (!path.isAbsolute(p.workspace)) throw new VmHostError('workspace-missing', `The workspace path must be absolute: ${p.workspace}`);

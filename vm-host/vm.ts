@@ -1,6 +1,10 @@
 // One guest VM: its QEMU process, its per-VM keys, its lifecycle. Boot is "ready" when the guest's
 // init prints COWORK-READY on the serial console (after sshd is listening), so the extension's
-// first SSH connection does not have to poll.
+// first SSH connection does not have to poll. Its COWORK-STEP lines are reported as progress.
+// Under a hardware accelerator, any failure before the guest's first COWORK- line (QEMU exiting,
+// an error on its stderr, silence) fails the boot with 'accelerator-unusable' and a one-line
+// reason, so that "auto" can fall back to TCG (vm-host/acceleratorFallback.ts).
+// A VM that dies once ready (QEMU killed, guest panic, OOM) becomes 'failed' with the reason.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -8,6 +12,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ResolvedAccelerator, VmConnectInfo, VmStartParams } from '../extension/protocol/vmHost';
+import { classifyStderrLine, earlyExitReason, firstErrorLine, silenceReason } from './acceleratorFallback';
 import type { MachineConfig, VmDriver } from './drivers/driver';
 import { VmHostError } from './errors';
 import type { GuestImage } from './image/builder';
@@ -15,13 +20,15 @@ import { generateEd25519 } from './sshKeys';
 import { transition, type VmEvent, type VmState } from './vmState';
 import type { Watchdog } from './watchdog';
 
-export const BOOT_TIMEOUT_MS = { tcg: 180_000, hardware: 30_000 } as const;
+/** used when the caller passes no time-out (the server passes one relative to this host: vm-host/bootTimes.ts) */
+export const DEFAULT_BOOT_TIMEOUT_MS = 300_000;
 export const STOP_GRACE_MS = 3_000;
 /**
  * With a hardware accelerator the guest's init speaks within a second or two. Some hosts expose a
- * /dev/kvm whose guests never get past the firmware (nested or paravirtual KVM such as PVM); when
- * nothing is heard from the guest by then, the boot fails with code 'accelerator-unusable' so that
- * "auto" can fall back to TCG instead of waiting out the whole boot timeout.
+ * /dev/kvm whose guests never get past the firmware (nested or paravirtual KVM such as PVM; this
+ * is what the development machines do: SeaBIOS runs, the kernel never prints); when nothing is
+ * heard from the guest by then, the boot fails with code 'accelerator-unusable' so that "auto"
+ * can fall back to TCG instead of waiting out the whole boot timeout.
  */
 export const HW_SIGN_OF_LIFE_MS = 20_000;
 const CONSOLE_TAIL_LINES = 40;
@@ -29,11 +36,17 @@ const CONSOLE_TAIL_LINES = 40;
 export interface VmDeps {
   readonly driver: VmDriver;
   readonly image: GuestImage;
+  /** the QEMU program (COWORK_QEMU_BINARY or the recipe's) */
+  readonly qemuBinary: string;
   readonly accelerator: ResolvedAccelerator;
   readonly watchdog: Watchdog;
   readonly onState: (state: VmState, detail?: string) => void;
   readonly onConsole: (line: string) => void;
+  /** the guest's current boot step ("kernel", then its COWORK-STEP names) */
+  readonly onProgress?: (step: string, elapsedMs: number, timeoutMs: number) => void;
   readonly signOfLifeMs?: number;
+  /** boot time-out when params.bootTimeoutMs is not given */
+  readonly bootTimeoutMs?: number;
 }
 
 export class Vm {
@@ -84,7 +97,7 @@ export class Vm {
       this.sandbox = sandbox;
       await writeFile(files.options, `sandbox_user=${sandbox.user}\nsandbox_uid=${sandbox.uid}\n`, { mode: 0o600 });
 
-      const timeoutMs = this.params.bootTimeoutMs ?? (this.deps.accelerator === 'tcg' ? BOOT_TIMEOUT_MS.tcg : BOOT_TIMEOUT_MS.hardware);
+      const timeoutMs = this.params.bootTimeoutMs ?? this.deps.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
       let port = 0;
       for (let attempt = 1; ; attempt++) {
         port = await freePort();
@@ -93,7 +106,7 @@ export class Vm {
           break;
         } catch (err) {
           // Another process may take the port between our probe and QEMU's bind: try a new one.
-          if (attempt < 3 && /host forwarding rule|Could not set up host forwarding/i.test(this.stderr)) continue;
+          if (attempt < 3 && this.stderr.split('\n').some((l) => classifyStderrLine(l) === 'port-in-use')) continue;
           throw err;
         }
       }
@@ -116,7 +129,7 @@ export class Vm {
     } catch (err) {
       await this.kill();
       const message = err instanceof Error ? err.message : String(err);
-      if (this.state.kind !== 'failed') this.apply({ type: 'fail', error: message }, message);
+      if (this.state.kind !== 'failed' && this.state.kind !== 'stopped') this.apply({ type: 'fail', error: message }, message);
       throw err;
     }
   }
@@ -138,12 +151,17 @@ export class Vm {
     };
     this.stderr = '';
     this.consoleTail.length = 0;
-    const [cmd, args] = qemuCommand(this.deps.image.qemuBinary, this.deps.driver.argv(config), this.sandbox!);
+    const accel = this.deps.accelerator;
+    const hw = accel !== 'tcg';
+    const [cmd, args] = qemuCommand(this.deps.qemuBinary, this.deps.driver.argv(config), this.sandbox!);
+    const t0 = Date.now();
     const qemu = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.qemu = qemu;
     if (qemu.pid) this.deps.watchdog.guard(qemu.pid);
     this.exited = new Promise((resolve) => qemu.once('close', () => resolve()));
     qemu.stdin.on('error', () => undefined);
+    const progress = (step: string): void => this.deps.onProgress?.(step, Date.now() - t0, timeoutMs);
+    progress('kernel');
 
     return new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -156,44 +174,44 @@ export class Vm {
         else resolve();
       };
       let heardGuest = false;
-      const lifeTimer =
-        this.deps.accelerator !== 'tcg'
-          ? setTimeout(() => {
-              if (!heardGuest) settle(new VmHostError('accelerator-unusable', `The guest showed no sign of life within ${HW_SIGN_OF_LIFE_MS / 1000} s with ${this.deps.accelerator}: this host's ${this.deps.accelerator} cannot run the guest kernel.`));
-            }, this.deps.signOfLifeMs ?? HW_SIGN_OF_LIFE_MS)
-          : undefined;
+      const signOfLifeMs = this.deps.signOfLifeMs ?? HW_SIGN_OF_LIFE_MS;
+      const lifeTimer = hw
+        ? setTimeout(() => {
+            if (!heardGuest) settle(new VmHostError('accelerator-unusable', silenceReason(accel, signOfLifeMs)));
+          }, signOfLifeMs)
+        : undefined;
       const timer = setTimeout(() => {
-        settle(new VmHostError('boot-timeout', `The VM did not become ready within ${Math.round(timeoutMs / 1000)} s (accelerator ${this.deps.accelerator}). Last console lines:\n${this.consoleTail.slice(-10).join('\n')}`));
+        settle(new VmHostError('boot-timeout', `The VM did not become ready within ${Math.round(timeoutMs / 1000)} s (accelerator ${accel}; the time-out is ${BOOT_TIMEOUT_RULE}). Last console lines:\n${this.consoleTail.slice(-10).join('\n')}`));
       }, timeoutMs);
-      let rest = '';
-      qemu.stdout.on('data', (chunk: Buffer) => {
-        rest += chunk.toString('utf8');
-        const lines = rest.split(/\r?\n/);
-        rest = lines.pop() ?? '';
-        for (const raw of lines) {
-          const line = raw.replace(/\r/g, '');
-          if (!line) continue;
-          this.consoleTail.push(line);
-          if (this.consoleTail.length > CONSOLE_TAIL_LINES) this.consoleTail.shift();
-          this.deps.onConsole(line);
-          if (line.includes('COWORK-')) heardGuest = true;
-          if (line.includes('COWORK-READY')) settle();
-          const failed = /COWORK-INIT-FAILED: (.*)/.exec(line);
-          if (failed) settle(new VmHostError('boot-failed', `The guest failed to start: ${failed[1]}`));
-          if (/Kernel panic/.test(line)) settle(new VmHostError('boot-failed', `The guest kernel panicked: ${line}`));
-        }
+      lineSplitter(qemu.stdout, (raw) => {
+        const line = raw.replace(/\r/g, '');
+        if (!line) return;
+        this.consoleTail.push(line);
+        if (this.consoleTail.length > CONSOLE_TAIL_LINES) this.consoleTail.shift();
+        this.deps.onConsole(line);
+        if (line.includes('COWORK-')) heardGuest = true;
+        const step = /COWORK-STEP: (\S+)/.exec(line);
+        if (step && !settled) progress(step[1]!);
+        if (line.includes('COWORK-READY')) settle();
+        const failed = /COWORK-INIT-FAILED: (.*)/.exec(line);
+        if (failed) settle(new VmHostError('boot-failed', `The guest failed to start: ${failed[1]}`));
+        if (/Kernel panic/.test(line)) settle(new VmHostError('boot-failed', `The guest kernel panicked: ${line}`));
       });
-      qemu.stderr.on('data', (chunk: Buffer) => {
-        this.stderr += chunk.toString('utf8');
-        if (this.stderr.length > 16_384) this.stderr = this.stderr.slice(-16_384);
+      lineSplitter(qemu.stderr, (line) => {
+        this.stderr = (this.stderr + line + '\n').slice(-16_384);
+        // Under a hardware accelerator an error before the guest spoke means QEMU cannot use it.
+        if (hw && !heardGuest && classifyStderrLine(line) === 'error') settle(new VmHostError('accelerator-unusable', firstErrorLine(line) ?? line.trim()));
       });
-      qemu.on('error', (err) => settle(new VmHostError('boot-failed', `Cannot start ${this.deps.image.qemuBinary}: ${err.message}`, { cause: err })));
+      qemu.on('error', (err) => settle(new VmHostError('boot-failed', `Cannot start ${this.deps.qemuBinary}: ${err.message}`, { cause: err })));
       qemu.on('close', (code, signal) => {
         if (qemu.pid) this.deps.watchdog.release(qemu.pid);
         if (!settled) {
-          settle(new VmHostError('boot-failed', `QEMU exited during boot (${signal ?? `code ${code}`}): ${this.stderr.trim() || this.consoleTail.slice(-5).join('\n')}`));
+          if (this.state.kind === 'stopping') settle(new VmHostError('cancelled', 'The VM was stopped while it booted.'));
+          else if (hw && !heardGuest) settle(new VmHostError('accelerator-unusable', earlyExitReason({ code, signal, stderr: this.stderr })));
+          else settle(new VmHostError('boot-failed', `QEMU exited during boot (${signal ?? `code ${code}`}): ${this.stderr.trim() || this.consoleTail.slice(-5).join('\n')}`));
         } else if (this.qemu === qemu && (this.state.kind === 'ready' || this.state.kind === 'stopping' || this.state.kind === 'booting')) {
-          this.apply({ type: 'exited' }, this.stderr.trim() || undefined);
+          const reason = this.state.kind === 'stopping' ? undefined : exitReason(code, signal, this.consoleTail, this.stderr);
+          this.apply({ type: 'exited', reason }, reason);
         }
       });
     });
@@ -217,6 +235,12 @@ export class Vm {
     await this.cleanupRuntime();
   }
 
+  /** QEMU went away by itself (the state is already 'failed'): remove the runtime dir. */
+  async cleanupAfterExit(): Promise<void> {
+    await this.exited;
+    await this.cleanupRuntime();
+  }
+
   private async kill(): Promise<void> {
     const qemu = this.qemu;
     if (qemu && qemu.exitCode === null && qemu.signalCode === null) {
@@ -233,6 +257,34 @@ export class Vm {
     await rm(dir, { recursive: true, force: true });
     this.deps.watchdog.keepDir(dir);
   }
+}
+
+export const BOOT_TIMEOUT_RULE = 'relative to this host: see vm-host/bootTimes.ts';
+
+/** Why a VM that was up went away, in one line: a panic on the console, QEMU's error, or the signal. */
+export function exitReason(code: number | null, signal: NodeJS.Signals | null, consoleTail: readonly string[], stderr: string): string {
+  const panic = consoleTail.find((l) => /Kernel panic/.test(l));
+  if (panic) return `the guest kernel panicked (${panic.replace(/^\[[^\]]*\]\s*/, '').trim()})`;
+  const oom = consoleTail.find((l) => /Out of memory|oom-kill/i.test(l));
+  if (signal) return `QEMU was killed by ${signal}${oom ? ` (${oom.trim()})` : ''}`;
+  const err = stderr.split('\n').map((l) => l.trim()).find((l) => classifyStderrLine(l) === 'error');
+  if (code !== 0) return `QEMU exited with code ${code}${err ? `: ${err}` : ''}`;
+  return 'the guest powered off';
+}
+
+/** Calls onLine for each complete line of a stream (a partial last line is flushed at the end). */
+function lineSplitter(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+  let rest = '';
+  stream.on('data', (chunk: Buffer) => {
+    rest += chunk.toString('utf8');
+    const lines = rest.split('\n');
+    rest = lines.pop() ?? '';
+    for (const l of lines) onLine(l);
+  });
+  stream.on('end', () => {
+    if (rest) onLine(rest);
+    rest = '';
+  });
 }
 
 export interface SandboxIdentity {

@@ -13,7 +13,7 @@ export type VmEvent =
   | { readonly type: 'start'; readonly at: number }
   | { readonly type: 'booted'; readonly at: number }
   | { readonly type: 'stop'; readonly at: number }
-  | { readonly type: 'exited' }
+  | { readonly type: 'exited'; readonly reason?: string }
   | { readonly type: 'fail'; readonly error: string };
 
 export class IllegalTransition extends Error {
@@ -37,7 +37,7 @@ export function transition(state: VmState, event: VmEvent): VmState {
     case 'exited':
       // QEMU went away: expected while stopping, a failure otherwise.
       if (state.kind === 'stopping') return { kind: 'stopped' };
-      if (state.kind === 'booting' || state.kind === 'ready') return { kind: 'failed', error: 'the VM exited unexpectedly' };
+      if (state.kind === 'booting' || state.kind === 'ready') return { kind: 'failed', error: event.reason ?? 'the VM exited unexpectedly' };
       return state;
     case 'fail':
       if (state.kind !== 'stopped') return { kind: 'failed', error: event.error };

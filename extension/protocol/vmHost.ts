@@ -34,6 +34,8 @@ export const VmConnectInfo = z.object({
   cpus: z.number().int(),
   memoryMiB: z.number().int(),
   sandbox: z.object({ user: z.string().regex(/^[a-z][a-z0-9-]{1,30}$/), uid: z.number().int().min(1000) }),
+  /** one line for the person when the VM runs differently than asked, e.g. the accelerator fallback */
+  notice: z.string().optional(),
 });
 export type VmConnectInfo = z.infer<typeof VmConnectInfo>;
 
@@ -51,6 +53,26 @@ export const VmStats = z.object({
   sessionDiskBytes: z.number().optional(),
 });
 
+/** One prerequisite as `Cowork: Check Setup` and `vm-host.js --doctor` show it. */
+export const DoctorLine = z.object({
+  id: z.string(),
+  ok: z.boolean(),
+  /** a failed required line means no VM can start; a failed optional one costs speed or comfort */
+  required: z.boolean(),
+  label: z.string(),
+  detail: z.string(),
+  /** what to do about it (only on a failed line) */
+  fix: z.string().optional(),
+});
+export type DoctorLine = z.infer<typeof DoctorLine>;
+
+export const DoctorParams = z.object({
+  /** boot each accelerator again even when a cached verdict exists */
+  reprobe: z.boolean().optional(),
+  /** where the session disks live (the extension's storage), for the free-space line */
+  sessionsDir: z.string().optional(),
+});
+
 /** name → [params, result] */
 export const Requests = {
   hello: [z.object({ version: z.number() }), z.object({ version: z.number(), platform: z.string(), arch: z.string(), accelerators: z.array(z.string()), pid: z.number() })],
@@ -60,6 +82,7 @@ export const Requests = {
   'vm.list': [z.object({}), z.object({ vms: z.array(VmStats) })],
   'disks.cleanup': [z.object({ dir: z.string(), keep: z.array(z.string()) }), z.object({ removed: z.array(z.string()), freedBytes: z.number() })],
   shutdown: [z.object({}), z.object({})],
+  doctor: [DoctorParams, z.object({ ok: z.boolean(), lines: z.array(DoctorLine) })],
 } as const;
 export type RequestName = keyof typeof Requests;
 export type RequestParams<N extends RequestName> = z.input<(typeof Requests)[N][0]>;
@@ -77,6 +100,10 @@ export const VmHostEvent = z.discriminatedUnion('event', [
   z.object({ event: z.literal('image.progress'), phase: z.string(), message: z.string(), fraction: z.number() }),
   z.object({ event: z.literal('vm.state'), vmId: z.string(), state: VmStateName, detail: z.string().optional() }),
   z.object({ event: z.literal('vm.console'), vmId: z.string(), line: z.string() }),
+  /** boot progress: the guest's current step (from its COWORK-STEP console markers) and the time-out in force */
+  z.object({ event: z.literal('vm.progress'), vmId: z.string(), accelerator: z.string(), step: z.string(), elapsedMs: z.number(), timeoutMs: z.number() }),
+  /** one line for the person, e.g. "KVM is present but QEMU could not use it: … — running emulated, slower" */
+  z.object({ event: z.literal('vm.notice'), vmId: z.string(), message: z.string() }),
   z.object({ event: z.literal('log'), level: z.enum(['trace', 'debug', 'info', 'warn', 'error']), message: z.string() }),
 ]);
 export type VmHostEvent = z.infer<typeof VmHostEvent>;

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { pickAccelerator, availableAccelerators } from '../../vm-host/drivers/accelerator';
+import { classifyStderrLine, earlyExitReason, fallbackNotice, firstErrorLine, unusableMessage } from '../../vm-host/acceleratorFallback';
+import { BOOT_TIMEOUT_FACTOR, bootTimeoutMs, FIRST_BOOT_TIMEOUT_MS, MIN_BOOT_TIMEOUT_MS } from '../../vm-host/bootTimes';
+import { pickAccelerator, availableAccelerators, probeAccelerators } from '../../vm-host/drivers/accelerator';
+import { exitReason } from '../../vm-host/vm';
 import type { MachineConfig } from '../../vm-host/drivers/driver';
 import { escapeOpt, kernelCmdline, qemuArgv } from '../../vm-host/drivers/qemu';
 
@@ -69,5 +72,67 @@ describe('accelerator choice', () => {
   it('refuses an explicit accelerator the host lacks, saying what to do', () => {
     assert.throws(() => pickAccelerator('kvm', { ...linux, kvmUsable: false }), /kvm.*not available.*\/dev\/kvm.*"auto"/s);
     assert.throws(() => pickAccelerator('hvf', linux), /accelerator-unavailable|not available/);
+  });
+});
+
+// What QEMU 7.2 prints on a host whose /dev/kvm cannot run it (shared/TESTING.md), before SIGABRT.
+const MSR_ABORT = [
+  'qemu-system-x86_64: error: failed to set MSR 0x10a to 0x2000c04',
+  "qemu-system-x86_64: ../../target/i386/kvm/kvm.c:3050: kvm_buf_set_msrs: Assertion `ret == cpu->kvm_msr_buf->nmsrs' failed.",
+  '',
+].join('\n');
+
+describe('hardware accelerator fallback decision', () => {
+  it('counts error lines, not warnings, our own stop, or a port clash', () => {
+    assert.equal(classifyStderrLine("qemu-system-x86_64: warning: host doesn't support requested feature: CPUID.01H:ECX.pni [bit 0]"), 'ignore');
+    assert.equal(classifyStderrLine('qemu-system-x86_64: terminating on signal 15 from pid 12'), 'ignore');
+    assert.equal(classifyStderrLine('  '), 'ignore');
+    assert.equal(classifyStderrLine('qemu-system-x86_64: -netdev user,id=net0,hostfwd=tcp:127.0.0.1:4022-:22: Could not set up host forwarding rule \'tcp:127.0.0.1:4022-:22\''), 'port-in-use');
+    assert.equal(classifyStderrLine('Could not access KVM kernel module: No such file or directory'), 'error');
+    assert.equal(classifyStderrLine('qemu-system-x86_64: failed to initialize kvm: Permission denied'), 'error');
+    assert.equal(classifyStderrLine('KVM_SET_USER_MEMORY_REGION failed: Invalid argument'), 'error');
+  });
+
+  it('names the first error line of an abort, without the program prefix, and how QEMU ended', () => {
+    assert.equal(firstErrorLine('qemu-system-x86_64: warning: x\n' + MSR_ABORT), 'error: failed to set MSR 0x10a to 0x2000c04');
+    assert.equal(earlyExitReason({ code: null, signal: 'SIGABRT', stderr: MSR_ABORT }), 'error: failed to set MSR 0x10a to 0x2000c04 (QEMU was killed by SIGABRT)');
+    assert.equal(earlyExitReason({ code: 1, signal: null, stderr: '' }), 'QEMU exited with code 1');
+    assert.equal(earlyExitReason({ code: 0, signal: null, stderr: 'qemu-system-x86_64: warning: only this\n' }), 'QEMU exited with code 0');
+  });
+
+  it('says why in one line, for auto (a notice) and for an explicit kvm (an error that points to auto)', () => {
+    const reason = firstErrorLine(MSR_ABORT)!;
+    assert.equal(fallbackNotice('kvm', reason), 'KVM is present but QEMU could not use it: error: failed to set MSR 0x10a to 0x2000c04 — running emulated, slower');
+    assert.doesNotMatch(fallbackNotice('kvm', 'a\nb'), /\n/);
+    assert.match(unusableMessage('kvm', reason), /^KVM is present but QEMU could not use it: error: failed to set MSR 0x10a.*"auto".*Check Setup/);
+  });
+
+  it('reports why a running VM went away: panic, OOM kill, signal, or power-off', () => {
+    assert.equal(exitReason(0, null, ['x', '[   12.3] Kernel panic - not syncing: sysrq triggered crash'], ''), 'the guest kernel panicked (Kernel panic - not syncing: sysrq triggered crash)');
+    assert.equal(exitReason(null, 'SIGKILL', [], ''), 'QEMU was killed by SIGKILL');
+    assert.equal(exitReason(1, null, [], 'qemu-system-x86_64: warning: w\nqemu: block I/O error\n'), 'QEMU exited with code 1: qemu: block I/O error');
+    assert.equal(exitReason(0, null, ['reboot: Power down'], ''), 'the guest powered off');
+  });
+
+  it('the test-only probe override pretends KVM is usable (COWORK_TEST_FAKE_KVM=1), and only then', async () => {
+    const fake = await probeAccelerators('/bin/false', { COWORK_TEST_FAKE_KVM: '1' });
+    if (process.platform === 'linux') {
+      assert.equal(fake.kvmUsable, true);
+      assert.equal(pickAccelerator('auto', { ...fake, qemuAccels: [...fake.qemuAccels, 'tcg'] }), 'kvm');
+    }
+    const real = await probeAccelerators('/bin/false', {});
+    assert.deepEqual(real.qemuAccels, [], 'a QEMU that does not run offers nothing');
+  });
+});
+
+describe('boot time-out relative to this host', () => {
+  it('allows a generous first boot, then a multiple of the last measured one, never below a floor', () => {
+    assert.equal(bootTimeoutMs('tcg', undefined), FIRST_BOOT_TIMEOUT_MS.tcg);
+    assert.equal(bootTimeoutMs('kvm', undefined), FIRST_BOOT_TIMEOUT_MS.hardware);
+    assert.equal(bootTimeoutMs('tcg', 5_000), MIN_BOOT_TIMEOUT_MS.tcg, 'a fast host still gets the floor');
+    assert.equal(bootTimeoutMs('tcg', 40_000), BOOT_TIMEOUT_FACTOR * 40_000, 'a slow host gets more time than any fixed 60 s');
+    assert.ok(bootTimeoutMs('tcg', 40_000) > 60_000);
+    assert.equal(bootTimeoutMs('kvm', 1_000), MIN_BOOT_TIMEOUT_MS.hardware);
+    assert.equal(bootTimeoutMs('tcg', Number.NaN), FIRST_BOOT_TIMEOUT_MS.tcg);
   });
 });

@@ -21,6 +21,12 @@ describe('VM state machine', () => {
     assert.equal(transition(failed, { type: 'start', at: 5 }).kind, 'booting');
   });
 
+  it('carries the reason of an unexpected exit', () => {
+    const s = transition({ kind: 'ready', since: 0, bootMs: 1 }, { type: 'exited', reason: 'QEMU was killed by SIGKILL' });
+    assert.deepEqual(s, { kind: 'failed', error: 'QEMU was killed by SIGKILL' });
+    assert.deepEqual(transition({ kind: 'stopping', since: 0 }, { type: 'exited', reason: 'ignored' }), { kind: 'stopped' }, 'an asked-for stop is no failure');
+  });
+
   it('refuses illegal transitions', () => {
     assert.throws(() => transition({ kind: 'stopped' }, { type: 'booted', at: 1 }), IllegalTransition);
     assert.throws(() => transition({ kind: 'ready', since: 0, bootMs: 1 }, { type: 'start', at: 1 }), /cannot 'start' while ready/);

@@ -1,6 +1,9 @@
 // Picks the best accelerator the host has: KVM on Linux, HVF on macOS, WHPX on Windows, and TCG
 // (software emulation, slow) everywhere as the fallback. An explicit choice that is not available
 // is an error, not a silent fallback: the person asked for it.
+// Test-only override: COWORK_TEST_FAKE_KVM=1 makes the probe report a usable /dev/kvm and a QEMU
+// with kvm (on Linux), so the fallback from a failing hardware accelerator can be tested on a
+// machine without KVM (test/faults/vm-host.test.ts, with a wrapper QEMU via COWORK_QEMU_BINARY).
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
@@ -41,7 +44,7 @@ export function pickAccelerator(wanted: Accelerator, p: AcceleratorProbe): Resol
   );
 }
 
-export async function probeAccelerators(qemuBinary: string): Promise<AcceleratorProbe> {
+export async function probeAccelerators(qemuBinary: string, env: NodeJS.ProcessEnv = process.env): Promise<AcceleratorProbe> {
   const qemuAccels = await new Promise<string[]>((resolve) => {
     execFile(qemuBinary, ['-accel', 'help'], { timeout: 10_000 }, (err, stdout) => {
       if (err) return resolve([]);
@@ -57,5 +60,6 @@ export async function probeAccelerators(qemuBinary: string): Promise<Accelerator
       kvmUsable = false;
     }
   }
+  if (env.COWORK_TEST_FAKE_KVM === '1' && process.platform === 'linux') return { platform: process.platform, qemuAccels: [...new Set([...qemuAccels, 'kvm'])], kvmUsable: true };
   return { platform: process.platform, qemuAccels, kvmUsable };
 }

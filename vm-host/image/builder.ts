@@ -5,6 +5,10 @@
 // A layer is built in a temporary directory and renamed into place when complete, and its manifest
 // records the size and sha256 of every file, so an interrupted build is never used and a corrupt
 // cache is detected (and rebuilt) instead of booting garbage.
+// The build's programs (mmdebstrap | tar2sqfs) run in process groups of their own: cancelling the
+// build (the helper's stdin closed, the window went away) kills each whole group, and the helper's
+// watchdog kills them if the helper itself is SIGKILLed. Temporary layers left by an interrupted
+// build (their builder process is gone) are pruned when the next build starts.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -47,7 +51,12 @@ export interface EnsureImageOptions {
   readonly signal?: AbortSignal;
   /** Rebuild even when the cache holds a valid image. */
   readonly force?: boolean;
+  /** a build process group started (alive) or ended: the helper's watchdog guards them */
+  readonly onProcessGroup?: (pgid: number, alive: boolean) => void;
 }
+
+/** SIGTERM lets mmdebstrap unmount and clean up its chroot; SIGKILL after this. */
+export const BUILD_KILL_GRACE_MS = 5_000;
 
 interface Manifest {
   readonly key: string;
@@ -69,6 +78,7 @@ export async function ensureImage(opts: EnsureImageOptions): Promise<GuestImage>
   progress({ phase: 'verify', message: 'Checking the cached guest image', fraction: 0 });
   let base = opts.force ? undefined : await readValidManifest(baseDir, opts.onLog);
   if (!base) {
+    await pruneStaleTemporaryLayers(imagesDir, opts.onLog);
     await buildBase(resolved, baseDir, opts);
     base = await readValidManifest(baseDir, opts.onLog);
     if (!base) throw new VmHostError('image-build-failed', `The guest image built in ${baseDir} does not verify; see the log.`);
@@ -97,6 +107,88 @@ export async function ensureImage(opts: EnsureImageOptions): Promise<GuestImage>
   };
 }
 
+/**
+ * What the cache holds for this recipe, without building or removing anything (Check Setup).
+ * 'boot-missing': the slow base layer is there, only the initramfs (seconds) is rebuilt at the
+ * next start; `initrd` then names an older boot layer's, good enough for a probe boot.
+ */
+export async function inspectImage(
+  cacheDir: string,
+  sources: RecipeSources,
+  arch: GuestArch,
+): Promise<{ state: 'ready' | 'boot-missing' | 'missing' | 'corrupt'; key: string; kernel?: string; initrd?: string; qemuBinary: string }> {
+  const resolved = await loadRecipe(sources, arch);
+  const imagesDir = path.join(cacheDir, 'images');
+  const baseDir = path.join(imagesDir, `${arch}-base-${resolved.baseKey}`);
+  const bootDir = path.join(imagesDir, `${arch}-boot-${resolved.bootKey}`);
+  const key = `${resolved.baseKey}-${resolved.bootKey}`;
+  const qemuBinary = resolved.qemuBinary;
+  const base = await readValidManifest(baseDir, undefined, false);
+  if (base === 'corrupt') return { state: 'corrupt', key, qemuBinary };
+  if (!base) return { state: 'missing', key, qemuBinary };
+  const kernel = path.join(baseDir, base.kernelFile ?? 'vmlinux');
+  const boot = await readValidManifest(bootDir, undefined, false);
+  if (boot && boot !== 'corrupt') return { state: 'ready', key, kernel, initrd: path.join(bootDir, 'initrd.img'), qemuBinary };
+  let initrd: string | undefined;
+  for (const name of (await readdir(imagesDir)).sort()) {
+    if (!name.startsWith(`${arch}-boot-`) || name.includes('.tmp-')) continue;
+    const candidate = path.join(imagesDir, name, 'initrd.img');
+    if (await stat(candidate).then((st) => st.isFile(), () => false)) initrd = candidate;
+  }
+  return { state: 'boot-missing', key, kernel, initrd, qemuBinary };
+}
+
+/**
+ * Temporary layers are named <layer>.tmp-<pid>-<time>. One whose builder process is gone (an
+ * interrupted build) is removed, unless something is still mounted inside it: rm never crosses
+ * into a mount (mmdebstrap mounts /proc and /sys in its chroot while it runs).
+ */
+export async function pruneStaleTemporaryLayers(imagesDir: string, log?: (line: string) => void, isAlive: (pid: number) => boolean = pidAlive): Promise<string[]> {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(imagesDir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = /\.tmp-(\d+)-\d+$/.exec(name);
+    if (!m || isAlive(Number(m[1]))) continue;
+    const full = path.join(imagesDir, name);
+    if (await hasMountInside(full)) {
+      log?.(`[image] not removing the interrupted build ${name}: something is still mounted inside it`);
+      continue;
+    }
+    log?.(`[image] removing the interrupted build ${name}`);
+    await rm(full, { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function hasMountInside(dir: string): Promise<boolean> {
+  if (process.platform !== 'linux') return false;
+  try {
+    const info = await readFile('/proc/self/mountinfo', 'utf8');
+    const prefix = path.resolve(dir) + '/';
+    return info.split('\n').some((l) => {
+      const mountPoint = l.split(' ')[4]?.replace(/\\040/g, ' ');
+      return !!mountPoint && (mountPoint + '/').startsWith(prefix);
+    });
+  } catch {
+    return true; // cannot tell: do not risk removing through a mount
+  }
+}
+
 /** After a build, layers of older recipes only take disk space: remove them. */
 async function pruneOtherLayers(imagesDir: string, arch: string, keep: string[], log?: (line: string) => void): Promise<void> {
   for (const name of await readdir(imagesDir)) {
@@ -108,7 +200,9 @@ async function pruneOtherLayers(imagesDir: string, arch: string, keep: string[],
 }
 
 /** Returns the manifest when every file it lists is present with the recorded size and hash. */
-async function readValidManifest(dir: string, log?: (line: string) => void): Promise<Manifest | undefined> {
+async function readValidManifest(dir: string, log?: (line: string) => void): Promise<Manifest | undefined>;
+async function readValidManifest(dir: string, log: ((line: string) => void) | undefined, removeCorrupt: false): Promise<Manifest | 'corrupt' | undefined>;
+async function readValidManifest(dir: string, log?: (line: string) => void, removeCorrupt = true): Promise<Manifest | 'corrupt' | undefined> {
   let manifest: Manifest;
   try {
     manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
@@ -121,6 +215,7 @@ async function readValidManifest(dir: string, log?: (line: string) => void): Pro
       const st = await stat(file);
       if (st.size !== want.size || (await sha256File(file)) !== want.sha256) throw new Error('size or hash differs');
     } catch (err) {
+      if (!removeCorrupt) return 'corrupt';
       log?.(`[image] cached ${file} is corrupt (${String(err)}); rebuilding`);
       await rm(dir, { recursive: true, force: true });
       return undefined;
@@ -171,7 +266,9 @@ async function buildBase(r: ResolvedRecipe, finalDir: string, opts: EnsureImageO
   const tools = await requireTools(IMAGE_BUILD_TOOLS);
   const tmp = `${finalDir}.tmp-${process.pid}-${Date.now()}`;
   const out = path.join(tmp, 'out');
+  const work = path.join(tmp, 'work');
   await mkdir(out, { recursive: true });
+  await mkdir(work, { recursive: true });
   try {
     progress({ phase: 'packages', message: `Building the guest root from Debian ${r.recipe.suite} packages (first run only, a few minutes)`, fraction: 0.02 });
     const mmArgs = [
@@ -192,14 +289,17 @@ async function buildBase(r: ResolvedRecipe, finalDir: string, opts: EnsureImageO
     const rootfsTmp = path.join(tmp, 'rootfs.squashfs');
     const jobs = String(Math.max(1, os.cpus().length));
     await runPipeline(
-      [tools.get('mmdebstrap')!, mmArgs, { COWORK_IMAGE_OUT: out, COWORK_KERNEL_PACKAGE: r.kernelPackage, COWORK_IMAGE_SRC: opts.sources.imageDir }],
+      // TMPDIR inside the layer: mmdebstrap's chroot of an interrupted build is pruned with it
+      [tools.get('mmdebstrap')!, mmArgs, { COWORK_IMAGE_OUT: out, COWORK_KERNEL_PACKAGE: r.kernelPackage, COWORK_IMAGE_SRC: opts.sources.imageDir, TMPDIR: work }],
       [tools.get('tar2sqfs')!, ['--quiet', '--no-skip', '--no-xattr', '--force', '-c', 'zstd', '-X', 'level=15', '-j', jobs, rootfsTmp]],
       (line) => {
         log(`[image] ${line}`);
         for (const [re, fraction, message] of MMDEBSTRAP_PHASES) if (re.test(line)) progress({ phase: 'packages', message, fraction });
       },
       opts.signal,
+      opts.onProcessGroup,
     );
+    await rm(work, { recursive: true, force: true });
 
     progress({ phase: 'kernel', message: 'Preparing the kernel and its modules', fraction: 0.9 });
     const kernelVersion = (await readFile(path.join(out, 'kernel', 'version'), 'utf8')).trim();
@@ -230,7 +330,8 @@ async function buildBase(r: ResolvedRecipe, finalDir: string, opts: EnsureImageO
     await writeManifest(tmp, files, { key: r.baseKey, kernelVersion, kernelFormat, kernelFile });
     await publish(tmp, finalDir);
   } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
+    if (await hasMountInside(tmp)) log(`[image] keeping ${tmp}: something is still mounted inside it`);
+    else await rm(tmp, { recursive: true, force: true });
     if (err instanceof VmHostError) throw err;
     throw new VmHostError('image-build-failed', `Building the guest image failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
@@ -287,7 +388,7 @@ function runCpio(cpio: string, cwd: string, entries: string[], outFile: string):
 type Stage = [cmd: string, args: string[], env?: Record<string, string>];
 
 /** Runs `a | b`, streaming both stderrs line by line to onLine; rejects with the tail of the log. */
-function runPipeline(a: Stage, b: Stage, onLine: (line: string) => void, signal?: AbortSignal): Promise<void> {
+function runPipeline(a: Stage, b: Stage, onLine: (line: string) => void, signal?: AbortSignal, onProcessGroup?: (pgid: number, alive: boolean) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const tail: string[] = [];
     const lineSink = (buf: { rest: string }) => (chunk: Buffer) => {
@@ -303,21 +404,46 @@ function runPipeline(a: Stage, b: Stage, onLine: (line: string) => void, signal?
     };
     const pa = spawn(a[0], a[1], { env: { ...process.env, ...a[2] }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const pb = spawn(b[0], b[1], { env: { ...process.env, ...b[2] }, stdio: ['pipe', 'ignore', 'pipe'], detached: true });
+    for (const p of [pa, pb]) if (p.pid) onProcessGroup?.(p.pid, true);
     pa.stdout.pipe(pb.stdin);
     pb.stdin.on('error', () => undefined);
     pa.stderr.on('data', lineSink({ rest: '' }));
     pb.stderr.on('data', lineSink({ rest: '' }));
     const codes: (number | null)[] = [];
     let failed: Error | undefined;
+    const killGroups = (sig: NodeJS.Signals): void => {
+      for (const p of [pa, pb]) {
+        if (!p.pid) continue;
+        try {
+          process.kill(-p.pid, sig);
+        } catch {
+          /* the group is gone */
+        }
+      }
+    };
+    let killTimer: NodeJS.Timeout | undefined;
     const onAbort = (): void => {
       failed = new VmHostError('cancelled', 'The image build was cancelled.');
-      for (const p of [pa, pb]) if (p.pid) try { process.kill(-p.pid, 'SIGTERM'); } catch { /* gone */ }
+      killGroups('SIGTERM');
+      killTimer = setTimeout(() => killGroups('SIGKILL'), BUILD_KILL_GRACE_MS);
     };
+    if (signal?.aborted) onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
     const done = (name: string) => (code: number | null): void => {
       codes.push(code);
+      // the leader exited: kill what it left in its group (apt, dpkg, hooks)
+      const p = name === path.basename(a[0]) ? pa : pb;
+      if (p.pid) {
+        try {
+          process.kill(-p.pid, 'SIGKILL');
+        } catch {
+          /* nothing left */
+        }
+        onProcessGroup?.(p.pid, false);
+      }
       if (code !== 0 && !failed) failed = new Error(`${name} exited with ${code}:\n${tail.join('\n')}`);
       if (codes.length === 2) {
+        clearTimeout(killTimer);
         signal?.removeEventListener('abort', onAbort);
         if (failed) reject(failed);
         else resolve();
