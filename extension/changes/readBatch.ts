@@ -1,49 +1,55 @@
-// Reads many proposed files from the upper dir in one command: the guest writes, per file, an
-// 8-byte big-endian length (all ones for "missing") followed by the bytes. One round trip instead
-// of one per file, which is what makes accepting a thousand small files quick.
+// Reads many proposed files from the upper dir in one request to the guest agent (op "read"): per
+// file an 8-byte big-endian length (all ones for "missing") followed by the bytes. One round trip
+// instead of one per file, which is what makes accepting a thousand small files quick.
+//
+// The agent opens each path one component at a time from a descriptor of the upper dir (folders
+// O_DIRECTORY|O_NOFOLLOW, the file O_NOFOLLOW|O_NONBLOCK, then checked to be a regular file), with
+// the sandbox user's file-system identity: a folder the sandbox swaps for a symlink to /etc/ssh or
+// fw_cfg makes the read fail, never read there (vm-host/guest/…/upperfs.py).
 import type { GuestVm } from '../guest/guestVm';
-import { checkRelative, UPPER_DIR } from './changeSet';
-
-const READER = String.raw`
-import os, sys, struct
-out = sys.stdout.buffer
-for line in sys.stdin.buffer.read().split(b"\0"):
-    if not line:
-        continue
-    try:
-        with open(os.path.join(b"${UPPER_DIR}", line), "rb") as f:
-            data = f.read()
-        out.write(struct.pack(">Q", len(data))); out.write(data)
-    except OSError:
-        out.write(struct.pack(">Q", 2**64 - 1))
-out.flush()
-`;
+import { UPPER_MISSING, UPPER_TOO_LARGE } from '../guest/guestAgent';
+import { checkRelative } from './changeSet';
 
 export const BATCH_MAX_BYTES = 64 * 1024 * 1024;
+const READ_TIMEOUT_MS = 600_000;
 
-/** Reads the files in order; a missing one maps to undefined. */
-export async function readProposedBatch(vm: GuestVm, rels: readonly Buffer[]): Promise<(Buffer | undefined)[]> {
+/** Reads the files in order; a missing one (or one that is not a regular file) maps to undefined. */
+export async function readProposedBatch(vm: GuestVm, rels: readonly Buffer[], opts: { maxBytes?: number } = {}): Promise<(Buffer | undefined)[]> {
   for (const rel of rels) checkRelative(rel);
-  const r = await vm.exec(['/usr/bin/python3', '-I', '-c', READER], { stdin: Buffer.concat(rels.flatMap((rel) => [rel, Buffer.from([0])])), timeoutMs: 600_000, maxOutputBytes: 2 * 1024 * 1024 * 1024 });
-  if (r.code !== 0) throw new Error(`Reading the proposed files failed: ${r.stderr.toString().slice(-500)}`);
+  const r = await vm.readUpper(rels, { timeoutMs: READ_TIMEOUT_MS, maxBytes: opts.maxBytes });
   const out: (Buffer | undefined)[] = [];
   let at = 0;
   for (let i = 0; i < rels.length; i++) {
     if (at + 8 > r.stdout.length) throw new Error('The guest returned fewer files than asked for.');
     const len = r.stdout.readBigUInt64BE(at);
     at += 8;
-    if (len === 2n ** 64n - 1n) {
+    if (len === UPPER_MISSING) {
       out.push(undefined);
       continue;
     }
+    if (len === UPPER_TOO_LARGE) throw new Error(`${rels[i]!.toString()} is larger than ${opts.maxBytes ?? 0} bytes: read it in ranges (readProposedRange).`);
     const n = Number(len);
+    if (at + n > r.stdout.length) throw new Error('The guest returned fewer bytes than it announced.');
     out.push(r.stdout.subarray(at, at + n));
     at += n;
   }
   return out;
 }
 
-/** Reads the agent's version of one changed file from the upper dir (as root, not through the sandbox). */
+/**
+ * `length` bytes of a proposed file from `offset` (fewer at its end), read the same safe way: for
+ * streaming a file too large to hold whole. Undefined when the file is missing or not regular.
+ */
+export async function readProposedRange(vm: GuestVm, rel: Buffer, offset: number, length: number): Promise<Buffer | undefined> {
+  checkRelative(rel);
+  const r = await vm.readUpper([rel], { timeoutMs: READ_TIMEOUT_MS, offset, length, maxOutputBytes: length + 8 });
+  if (r.stdout.length < 8) throw new Error('The guest returned no answer for the range.');
+  const len = r.stdout.readBigUInt64BE(0);
+  if (len === UPPER_MISSING) return undefined;
+  return r.stdout.subarray(8, 8 + Number(len));
+}
+
+/** Reads the agent's version of one changed file from the upper dir (by the guest agent, not through the sandbox). */
 export async function readProposed(vm: GuestVm, rel: Buffer): Promise<Buffer> {
   const [data] = await readProposedBatch(vm, [rel]);
   if (!data) throw new Error(`Cannot read the proposed ${rel.toString()}: it is no longer in the change set.`);

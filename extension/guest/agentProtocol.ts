@@ -3,7 +3,7 @@
 import { z } from 'zod';
 
 export const AgentEvent = z.discriminatedUnion('ev', [
-  z.object({ ev: z.literal('hello'), pid: z.number() }),
+  z.object({ ev: z.literal('hello'), pid: z.number(), cgroupSwept: z.number().optional() }),
   z.object({ ev: z.literal('started'), id: z.number(), pid: z.number() }),
   z.object({ ev: z.literal('out'), id: z.number(), fd: z.union([z.literal(1), z.literal(2)]), b64: z.string() }),
   z.object({
@@ -44,9 +44,18 @@ export interface CgroupLimits {
   /** cgroup v2 cpu.max, e.g. "180000 100000" */
   readonly cpuMax?: string;
 }
+/** Ops the agent runs itself, in a thread (answered like a command: out, then exit). */
+export type EngineRequest =
+  /** the change set; hashing stops after budgetMs, files over hashMaxBytes are not hashed */
+  | { readonly op: 'changes'; readonly budgetMs?: number; readonly hashMaxBytes?: number }
+  /** files of the upper dir (base64 raw paths), by descriptor, as the sandbox user */
+  | { readonly op: 'read'; readonly paths: readonly string[]; readonly maxBytes?: number; readonly offset?: number; readonly length?: number }
+  /** entries of the upper dir removed by descriptor, or all of them */
+  | { readonly op: 'discard'; readonly paths: readonly string[] }
+  | { readonly op: 'discard'; readonly all: true };
+
 export type AgentRequest =
   | AgentRun
   | { readonly op: 'kill'; readonly id: number; readonly signal: string }
   | { readonly op: 'ping'; readonly id: number }
-  /** the change set, scanned inside the agent (answered like a command: out, then exit) */
-  | { readonly op: 'changes'; readonly id: number };
+  | (EngineRequest & { readonly id: number });

@@ -1,8 +1,10 @@
 // Runs commands in the guest through the Cowork agent on one long-lived SSH channel. Measured under
 // emulation a new SSH channel costs ~100 ms per command and a command through the agent ~fork+exec
 // (docs/benchmarks.md), which is why commands do not get a channel each.
+import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel } from 'ssh2';
-import { AgentEvent, type AgentRequest, type CgroupLimits } from './agentProtocol';
+import { z } from 'zod';
+import { AgentEvent, type AgentRequest, type CgroupLimits, type EngineRequest } from './agentProtocol';
 import { GuestError } from './errors';
 import type { SshConnection } from './sshConnection';
 
@@ -10,6 +12,15 @@ import type { SshConnection } from './sshConnection';
 export const AGENT_COMMAND = 'exec /usr/bin/python3 -u -I -S /usr/local/lib/cowork/agent.py';
 export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 export const AGENT_START_TIMEOUT_MS = 30_000;
+/** A line from the guest longer than this is dropped (the agent's lines are ~90 KB at most). */
+export const MAX_AGENT_LINE = 16 * 1024 * 1024;
+/** The change scan's budget in the guest: hashing stops after it, listing after twice it (changes.py). */
+export const SCAN_BUDGET_MS = 20_000;
+/** Files above this are listed without a hash ("hashSkipped": "too-large"). */
+export const SCAN_HASH_MAX_BYTES = 50 * 1024 * 1024;
+/** readUpper's answer per file: a length, or one of these two. */
+export const UPPER_MISSING = 2n ** 64n - 1n;
+export const UPPER_TOO_LARGE = 2n ** 64n - 2n;
 
 export interface ExecOptions {
   readonly cwd?: string;
@@ -43,6 +54,8 @@ export interface ExecResult {
   readonly pidsLimited: boolean;
 }
 
+const DiscardResult = z.object({ removed: z.number(), errors: z.array(z.object({ path: z.string(), message: z.string() })) });
+
 const DEFAULT_ENV: Readonly<Record<string, string>> = {
   PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
   LANG: 'C.UTF-8',
@@ -65,7 +78,10 @@ export class GuestAgent {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private buf = '';
+  private readonly decoder = new StringDecoder('utf8');
   private closedError: GuestError | undefined;
+  /** processes of earlier agents (gone, e.g. killed) that this one found and killed at its start */
+  swept = 0;
 
   private constructor(private readonly channel: ClientChannel) {}
 
@@ -85,7 +101,9 @@ export class GuestAgent {
         stderr = (stderr + c.toString()).slice(-4096);
       });
       this.channel.on('data', (chunk: Buffer) => {
-        this.buf += chunk.toString('utf8');
+        // a character split across two chunks is decoded whole
+        this.buf += this.decoder.write(chunk);
+        if (this.buf.length > MAX_AGENT_LINE && !this.buf.includes('\n')) this.buf = ''; // never trusted, never buffered without bound
         let nl: number;
         while ((nl = this.buf.indexOf('\n')) >= 0) {
           const line = this.buf.slice(0, nl);
@@ -99,6 +117,7 @@ export class GuestAgent {
           }
           if (ev.ev === 'hello' && !hello) {
             hello = true;
+            this.swept = ev.cgroupSwept ?? 0;
             clearTimeout(timer);
             resolve();
           } else {
@@ -154,22 +173,49 @@ export class GuestAgent {
 
   /**
    * The overlay's change set, scanned inside the agent (changes.py kept loaded there): the same
-   * JSON on stdout as running changes.py, without starting Python again for every scan.
+   * JSON on stdout as running changes.py, without starting Python again for every scan. The scan
+   * has a budget in the guest (SCAN_BUDGET_MS, SCAN_HASH_MAX_BYTES): it answers in time and says
+   * what it left out.
    */
-  changes(opts: { timeoutMs: number; maxOutputBytes: number }): Promise<ExecResult> {
+  changes(opts: { timeoutMs: number; maxOutputBytes: number; budgetMs?: number; hashMaxBytes?: number }): Promise<ExecResult> {
+    return this.engineOp({ op: 'changes', budgetMs: opts.budgetMs ?? SCAN_BUDGET_MS, hashMaxBytes: opts.hashMaxBytes ?? SCAN_HASH_MAX_BYTES }, opts);
+  }
+
+  /**
+   * Files of the overlay's upper dir, read by the agent through descriptors (never through a
+   * symlink the sandbox made) with the sandbox user's file-system identity. Stdout holds, per path,
+   * an 8-byte big-endian length and the bytes, or UPPER_MISSING / UPPER_TOO_LARGE (over maxBytes).
+   * With offset and length, that range of each file (for streaming a large one).
+   */
+  readUpper(paths: readonly Buffer[], opts: { timeoutMs: number; maxOutputBytes?: number; maxBytes?: number; offset?: number; length?: number }): Promise<ExecResult> {
+    return this.engineOp({ op: 'read', paths: paths.map((p) => p.toString('base64')), maxBytes: opts.maxBytes, offset: opts.offset, length: opts.length }, { timeoutMs: opts.timeoutMs, maxOutputBytes: opts.maxOutputBytes ?? 2 * 1024 * 1024 * 1024 });
+  }
+
+  /**
+   * Removes entries of the upper dir (or all of them) by descriptor, never following a symlink
+   * and never outside it; the guest then drops its dentry cache so the workspace shows the host's
+   * version again. Paths whose folder on the way is not a folder are reported, not removed.
+   */
+  async discardUpper(paths: readonly Buffer[] | 'all', opts: { timeoutMs: number }): Promise<{ removed: number; errors: { path: string; message: string }[] }> {
+    const r = await this.engineOp(paths === 'all' ? { op: 'discard', all: true } : { op: 'discard', paths: paths.map((p) => p.toString('base64')) }, { timeoutMs: opts.timeoutMs, maxOutputBytes: 16 * 1024 * 1024 });
+    return DiscardResult.parse(JSON.parse(r.stdout.toString('utf8')));
+  }
+
+  /** An op the agent runs itself (in a thread), answered like a command: out, then exit. */
+  private engineOp(req: EngineRequest, opts: { timeoutMs: number; maxOutputBytes: number }): Promise<ExecResult> {
     if (this.closedError) return Promise.reject(this.closedError);
     const id = this.nextId++;
     return new Promise<ExecResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new GuestError('agent-failed', `The guest did not report its changes within ${opts.timeoutMs} ms.`));
+        reject(new GuestError('agent-failed', `The guest did not answer ${req.op} within ${opts.timeoutMs} ms.`));
       }, opts.timeoutMs);
       const done = <T>(f: (v: T) => void) => (v: T): void => {
         clearTimeout(timer);
         f(v);
       };
       this.pending.set(id, { stdout: [], stderr: [], kept: { stdout: 0, stderr: 0 }, dropped: { stdout: 0, stderr: 0 }, aborted: false, opts, resolve: done(resolve), reject: done(reject) });
-      this.send({ op: 'changes', id });
+      this.send({ ...req, id } as AgentRequest);
     });
   }
 

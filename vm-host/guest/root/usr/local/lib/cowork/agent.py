@@ -10,20 +10,46 @@ Host -> agent:  {"op":"run","id":1,"argv":[...],"cwd":"/workspace","env":{...},"
                  "user":{"uid":N,"gid":N}, "fds":{"10":"/path"},
                  "cgroup":{"name":"cmd-1","memoryMax":N,"pidsMax":N,"cpuMax":"180000 100000"}}
                 {"op":"kill","id":1,"signal":"KILL"}     {"op":"ping","id":2}
-                {"op":"changes","id":3}  (the change set, scanned in this process: answered like a
-                 command whose stdout is changes.py's JSON, without starting Python again)
-Agent -> host:  {"ev":"started","id":1,"pid":123}
+                {"op":"changes","id":3,"budgetMs":20000,"hashMaxBytes":N}  (the change set, scanned in this
+                 process: answered like a command whose stdout is changes.py's JSON)
+                {"op":"read","id":4,"paths":[b64...],"maxBytes":N,"offset":N,"length":N}  (files of the
+                 upper dir: stdout is, per path, an 8-byte big-endian length and the bytes; 2^64-1 =
+                 missing or not a regular file, 2^64-2 = larger than maxBytes)
+                {"op":"discard","id":5,"paths":[b64...]} or {"op":"discard","id":5,"all":true}
+Agent -> host:  {"ev":"hello","pid":N,"cgroupSwept":N}  (N: commands of agents that died, killed at start)
+                {"ev":"started","id":1,"pid":123}
                 {"ev":"out","id":1,"fd":1,"b64":"..."}
                 {"ev":"exit","id":1,"code":0,"signal":null,"timedOut":false,"ms":12,"oomKilled":false,"pidsLimited":false}
-                {"ev":"pong","id":2}   {"ev":"error","id":1,"message":"..."}
+                {"ev":"pong","id":2}   {"ev":"error","id":1,"message":"..."}  (id null: a line that was
+                 not a request at all; the agent answers it and keeps serving)
+
+Processes: every command is started with subprocess (fork+exec in C, no Python code in the child of
+this threaded process) through the cgroup-exec shim, which joins the command's cgroup through a
+descriptor the agent opened as root and then execs. Each agent keeps its commands' cgroups under
+/sys/fs/cgroup/cowork/agent-<pid>-<start>; an agent that starts kills and removes those of agents
+that are gone (e.g. killed mid-command), so nothing they started outlives them. The agent itself
+(its change scan and reader threads) runs in /sys/fs/cgroup/cowork-engine, with cpu and memory
+limits of its own.
+
+Root and the upper dir: the scan, the reader and discard never follow a symlink the sandbox made
+(upperfs.py); the reader also drops its file-system identity to the sandbox user (setfsuid, per
+thread), so it can read only what the sandbox itself could.
 """
-import base64, json, os, selectors, signal, sys, threading, time
+import base64, ctypes, json, os, resource, selectors, signal, struct, subprocess, sys, threading, time
 
 CHUNK = 65536
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHIM = os.path.join(HERE, "cgroup-exec")
 CGROUP_ROOT = "/sys/fs/cgroup/cowork"
+ENGINE_CGROUP = "/sys/fs/cgroup/cowork-engine"
+UPPER = b"/session/upper"
+MAX_LINE = 256 * 1024 * 1024
+MISSING = 2 ** 64 - 1
+TOO_LARGE = 2 ** 64 - 2
 sel = selectors.DefaultSelector()
 procs = {}  # id -> dict(pid, fds, deadline, started, timedOut, status)
 out_lock = threading.Lock()
+agent_cgroup = None  # this agent's parent of its commands' cgroups
 
 
 def emit(obj):
@@ -38,7 +64,7 @@ def emit(obj):
 def kill_group(p, sig=signal.SIGKILL):
     try:
         os.killpg(p["pid"], sig)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
     if sig == signal.SIGKILL and p.get("cgroup"):
         # Everything in the command's cgroup, including what left its session.
@@ -66,32 +92,106 @@ def read_events(path):
     return out
 
 
-def make_cgroup(spec):
-    name = spec["name"]
-    if not name.replace("-", "").isalnum():
-        raise ValueError("bad cgroup name")
-    path = os.path.join(CGROUP_ROOT, name)
-    os.makedirs(path, exist_ok=True)
-    if spec.get("memoryMax"):
-        write_file(os.path.join(path, "memory.max"), str(int(spec["memoryMax"])))
-        write_file(os.path.join(path, "memory.swap.max"), "0")
-        write_file(os.path.join(path, "memory.oom.group"), "1")
-    if spec.get("pidsMax"):
-        write_file(os.path.join(path, "pids.max"), str(int(spec["pidsMax"])))
-    if spec.get("cpuMax"):
-        write_file(os.path.join(path, "cpu.max"), str(spec["cpuMax"]))
-    return path
+def start_time(pid):
+    # field 22 of /proc/<pid>/stat (after the command name, which may hold spaces)
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[19]
 
 
-def remove_cgroup(path):
-    for _ in range(100):
+def remove_cgroup(path, tries=100):
+    for _ in range(tries):
         try:
             os.rmdir(path)
-            return
+            return True
         except FileNotFoundError:
-            return
+            return True
         except OSError:
             time.sleep(0.01)
+    return False
+
+
+def kill_cgroup_tree(path):
+    """Kills and removes a cgroup and its children (a dead agent's commands)."""
+    n = 0
+    try:
+        children = [os.path.join(path, c) for c in os.listdir(path) if os.path.isdir(os.path.join(path, c))]
+    except OSError:
+        return 0
+    for c in children:
+        n += kill_cgroup_tree(c)
+    try:
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            n += sum(1 for _ in f)
+    except OSError:
+        pass
+    write_file(os.path.join(path, "cgroup.kill"), "1")
+    remove_cgroup(path)
+    return n
+
+
+def setup_cgroups():
+    """The agent's own limits (cowork-engine) and the parent of its commands' cgroups; the commands
+    of agents that are gone are killed. Returns how many processes were found in those."""
+    global agent_cgroup
+    if not os.path.isdir(CGROUP_ROOT):
+        return 0  # not in the Cowork guest (or no cgroup v2): commands run without limits
+    swept = 0
+    for name in os.listdir(CGROUP_ROOT):
+        if not name.startswith("agent-"):
+            continue
+        try:
+            _, pid, st = name.split("-")
+            alive = start_time(int(pid)) == st
+        except (OSError, ValueError):
+            alive = False
+        if not alive:
+            swept += kill_cgroup_tree(os.path.join(CGROUP_ROOT, name))
+    try:
+        os.makedirs(ENGINE_CGROUP, exist_ok=True)
+        memkb = 0
+        with open("/proc/meminfo") as f:
+            memkb = int(f.readline().split()[1])
+        ncpu = os.cpu_count() or 1
+        # The scan and the reader: at most one CPU (of two or more) and a quarter of the memory
+        # before the kernel reclaims, 40% before it kills; sshd and the sandbox keep the rest.
+        write_file(os.path.join(ENGINE_CGROUP, "cpu.max"), "%d 100000" % (100000 if ncpu > 1 else 80000))
+        write_file(os.path.join(ENGINE_CGROUP, "memory.high"), str(memkb * 1024 // 4))
+        write_file(os.path.join(ENGINE_CGROUP, "memory.max"), str(memkb * 1024 * 4 // 10))
+        write_file(os.path.join(ENGINE_CGROUP, "cgroup.procs"), "0")
+    except OSError:
+        pass
+    path = os.path.join(CGROUP_ROOT, "agent-%d-%s" % (os.getpid(), start_time(os.getpid())))
+    os.makedirs(path, exist_ok=True)
+    write_file(os.path.join(path, "cgroup.subtree_control"), "+cpu +memory +pids")
+    agent_cgroup = path
+    return swept
+
+
+def make_cgroup(spec):
+    """The command's cgroup with its limits, or an exception with nothing left behind."""
+    name = spec["name"]
+    if not isinstance(name, str) or not name.replace("-", "").isalnum() or len(name) > 100:
+        raise ValueError("bad cgroup name %r" % (name,))
+    if agent_cgroup is None:
+        raise OSError("cgroups are not available in this guest")
+    path = os.path.join(agent_cgroup, name)
+    os.mkdir(path)
+    try:
+        def limit(fname, value):
+            with open(os.path.join(path, fname), "w") as f:
+                f.write(value)
+        if spec.get("memoryMax"):
+            limit("memory.max", str(int(spec["memoryMax"])))
+            limit("memory.swap.max", "0")
+            limit("memory.oom.group", "1")
+        if spec.get("pidsMax"):
+            limit("pids.max", str(int(spec["pidsMax"])))
+        if spec.get("cpuMax"):
+            limit("cpu.max", str(spec["cpuMax"]))
+        return path
+    except BaseException:
+        os.rmdir(path)
+        raise
 
 
 def feed_stdin(fd, data):
@@ -108,60 +208,72 @@ def feed_stdin(fd, data):
 
 def start(msg):
     cid = msg["id"]
+    if not isinstance(cid, int) or cid in procs:
+        raise ValueError("bad or duplicate id %r" % (cid,))
     # argvB64 carries raw bytes (file names need not be UTF-8); argv is text
-    argv = [base64.b64decode(a) for a in msg["argvB64"]] if msg.get("argvB64") else msg["argv"]
-    env = msg.get("env") or {}
+    argv = [base64.b64decode(a) for a in msg["argvB64"]] if msg.get("argvB64") else list(msg["argv"])
+    if not argv:
+        raise ValueError("empty argv")
+    env = {str(k): str(v) for k, v in (msg.get("env") or {}).items()}
     cwd = msg.get("cwd") or "/"
-    stdin_b64 = msg.get("stdin")
+    stdin = base64.b64decode(msg["stdin"]) if msg.get("stdin") else None
     user = msg.get("user")
     fds = {int(k): v for k, v in (msg.get("fds") or {}).items()}
-    cgroup = make_cgroup(msg["cgroup"]) if msg.get("cgroup") else None
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    in_r, in_w = os.pipe()
-    t0 = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            if cgroup:  # join before anything runs, so not even the first fork escapes the limits
-                with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
-                    f.write("0")
-            os.setsid()
-            os.dup2(in_r, 0); os.dup2(out_w, 1); os.dup2(err_w, 2)
-            os.closerange(3, 65536)
-            for num, path in fds.items():
-                fd = os.open(path, os.O_RDONLY)
-                if fd != num:
-                    os.dup2(fd, num, inheritable=True)
-                    os.close(fd)
-                else:
-                    os.set_inheritable(fd, True)
-            for s in (signal.SIGPIPE, signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                signal.signal(s, signal.SIG_DFL)
-            if user:
-                os.setgroups([])
-                os.setgid(int(user["gid"]))
-                os.setuid(int(user["uid"]))
-            os.chdir(cwd)
-            os.execvpe(argv[0], argv, env)
-        except BaseException as e:  # exec failed: report like a shell would
+    opened = []  # every descriptor and the cgroup made here: undone on any failure
+    cgroup = None
+    try:
+        if msg.get("cgroup"):
+            cgroup = make_cgroup(msg["cgroup"])
+        elif agent_cgroup:  # no limits, but killed with the rest if this agent dies
+            cgroup = make_cgroup({"name": "eng-%d" % cid})
+        cgfd = "-"
+        if cgroup:
+            cgfd = os.open(os.path.join(cgroup, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+            opened.append(cgfd)
+        fdmap = []
+        for num, path in fds.items():
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            opened.append(fd)
+            fdmap.append("%d:%d" % (fd, num))
+        out_r, out_w = os.pipe()
+        opened += [out_r, out_w]
+        err_r, err_w = os.pipe()
+        opened += [err_r, err_w]
+        in_r, in_w = os.pipe()
+        opened += [in_r, in_w]
+        kw = {}
+        if user:
+            kw = dict(user=int(user["uid"]), group=int(user["gid"]), extra_groups=[])
+        t0 = time.monotonic()
+        child = subprocess.Popen([SHIM, str(cgfd), ",".join(fdmap) or "-", "--"] + argv, executable=SHIM,
+                                 stdin=in_r, stdout=out_w, stderr=err_w, cwd=cwd, env=env,
+                                 start_new_session=True, close_fds=True,
+                                 pass_fds=[f for f in opened[:len(fdmap) + (1 if cgroup else 0)]], **kw)
+    except BaseException:
+        for fd in opened:
             try:
-                os.write(2, ("cowork-agent: %r: %s\n" % (argv[0] if argv else "", e)).encode())
-            finally:
-                os._exit(127 if isinstance(e, FileNotFoundError) else 126)
-    os.close(in_r); os.close(out_w); os.close(err_w)
-    if stdin_b64:
-        threading.Thread(target=feed_stdin, args=(in_w, base64.b64decode(stdin_b64)), daemon=True).start()
+                os.close(fd)
+            except OSError:
+                pass
+        if cgroup:
+            remove_cgroup(cgroup)
+        raise
+    # the child has its copies; the parent keeps only its ends of the pipes
+    for fd in opened:
+        if fd not in (out_r, err_r, in_w):
+            os.close(fd)
+    if stdin:
+        threading.Thread(target=feed_stdin, args=(in_w, stdin), daemon=True).start()
     else:
         os.close(in_w)
     timeout = msg.get("timeoutMs")
-    p = {"id": cid, "pid": pid, "fds": {out_r: 1, err_r: 2}, "t0": t0, "cgroup": cgroup,
+    p = {"id": cid, "pid": child.pid, "popen": child, "fds": {out_r: 1, err_r: 2}, "t0": t0, "cgroup": cgroup,
          "deadline": t0 + timeout / 1000.0 if timeout else None, "timedOut": False, "status": None}
     procs[cid] = p
     for fd in (out_r, err_r):
         os.set_blocking(fd, False)
         sel.register(fd, selectors.EVENT_READ, ("out", p))
-    emit({"ev": "started", "id": cid, "pid": pid})
+    emit({"ev": "started", "id": cid, "pid": child.pid})
 
 
 def drain(p, fd):
@@ -218,58 +330,205 @@ def reap():
         for p in list(procs.values()):
             if p["pid"] == pid:
                 p["status"] = st
+                # reaped here: Popen must not wait for it again
+                p["popen"].returncode = os.waitstatus_to_exitcode(st)
                 finish(p)
+
+
+def reply(id, data, t0):
+    """Answers an engine op like a command: its stdout in chunks, then exit 0."""
+    for i in range(0, len(data), CHUNK):
+        emit({"ev": "out", "id": id, "fd": 1, "b64": base64.b64encode(data[i:i + CHUNK]).decode()})
+    emit({"ev": "exit", "id": id, "code": 0, "signal": None, "timedOut": False,
+          "ms": int((time.monotonic() - t0) * 1000), "oomKilled": False, "pidsLimited": False})
+
+
+def engine_op(fn):
+    """Runs an engine op in a thread (running commands keep streaming); a failure is its answer."""
+    def run(msg):
+        t0 = time.monotonic()
+        try:
+            reply(msg["id"], fn(msg), t0)
+        except Exception as e:
+            emit({"ev": "error", "id": msg["id"], "message": "%s failed: %s" % (msg.get("op"), e)})
+    return lambda msg: threading.Thread(target=run, args=(msg,), daemon=True).start()
 
 
 _changes = None
 _changes_lock = threading.Lock()
 
 
-def scan_changes(id):
+@engine_op
+def scan_changes(msg):
     # Starting Python costs ~0.4 s under emulation; the scan itself a few ms for 100 changes. So the
     # agent keeps changes.py loaded (and its hash cache in memory) and scans in a thread, while
     # running commands keep streaming.
     global _changes
-    t0 = time.monotonic()
+    kw = {}
+    if msg.get("budgetMs"):
+        kw["budget_ms"] = int(msg["budgetMs"])
+    if msg.get("hashMaxBytes"):
+        kw["hash_max"] = int(msg["hashMaxBytes"])
+    with _changes_lock:
+        if _changes is None:
+            import importlib.util
+            spec = importlib.util.spec_from_file_location("cowork_changes", os.path.join(HERE, "changes.py"))
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            mod.load_cache()
+            _changes = mod
+        return json.dumps(_changes.scan_and_save(**kw), separators=(",", ":")).encode()
+
+
+def upperfs():
+    import importlib.util
+    if "cowork_upperfs" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("cowork_upperfs", os.path.join(HERE, "upperfs.py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        sys.modules["cowork_upperfs"] = mod
+    return sys.modules["cowork_upperfs"]
+
+
+_libc = None
+
+
+def sandbox_ids():
     try:
-        with _changes_lock:
-            if _changes is None:
-                import importlib.util
-                spec = importlib.util.spec_from_file_location("cowork_changes", os.path.join(os.path.dirname(os.path.abspath(__file__)), "changes.py"))
-                mod = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(mod)
-                mod.load_cache()
-                _changes = mod
-            data = json.dumps(_changes.scan_and_save(), separators=(",", ":")).encode()
-        for i in range(0, len(data), CHUNK):
-            emit({"ev": "out", "id": id, "fd": 1, "b64": base64.b64encode(data[i:i + CHUNK]).decode()})
-        emit({"ev": "exit", "id": id, "code": 0, "signal": None, "timedOut": False,
-              "ms": int((time.monotonic() - t0) * 1000), "oomKilled": False, "pidsLimited": False})
-    except Exception as e:
-        emit({"ev": "error", "id": id, "message": "the change scan failed: %s" % e})
+        with open("/run/cowork-sandbox-user") as f:
+            name = f.read().strip()
+        import pwd
+        pw = pwd.getpwnam(name)
+        return pw.pw_uid, pw.pw_gid
+    except (OSError, KeyError, ImportError):
+        return None
+
+
+class AsSandboxUser:
+    """This thread's file-system identity becomes the sandbox user's (setfsuid/setfsgid are per
+    thread, not broadcast to the process like setuid): the reader can open only what the sandbox
+    itself could. Outside the Cowork guest (no sandbox user) it changes nothing."""
+
+    def __enter__(self):
+        global _libc
+        self.ids = sandbox_ids()
+        if self.ids:
+            _libc = _libc or ctypes.CDLL(None, use_errno=True)
+            _libc.setfsgid(self.ids[1])
+            _libc.setfsuid(self.ids[0])
+        return self
+
+    def __exit__(self, *exc):
+        if self.ids:
+            _libc.setfsuid(0)
+            _libc.setfsgid(0)
+
+
+@engine_op
+def read_files(msg):
+    fs = upperfs()
+    max_bytes = int(msg.get("maxBytes") or 2 ** 62)
+    offset, length = msg.get("offset"), msg.get("length")
+    out = []
+    with AsSandboxUser():
+        root = os.open(UPPER, fs.O_DIR)
+        try:
+            for p in msg["paths"]:
+                rel = base64.b64decode(p)
+                try:
+                    fd, st = fs.open_file(root, rel)
+                except (OSError, ValueError):
+                    out.append(struct.pack(">Q", MISSING))
+                    continue
+                try:
+                    if offset is not None:
+                        data = fs.read_fd(fd, min(int(length), max_bytes), int(offset))
+                    elif st.st_size > max_bytes:
+                        out.append(struct.pack(">Q", TOO_LARGE))
+                        continue
+                    else:
+                        data = fs.read_fd(fd, max_bytes + 1)
+                        if len(data) > max_bytes:
+                            out.append(struct.pack(">Q", TOO_LARGE))
+                            continue
+                finally:
+                    os.close(fd)
+                out.append(struct.pack(">Q", len(data)))
+                out.append(data)
+        finally:
+            os.close(root)
+    return b"".join(out)
+
+
+@engine_op
+def discard(msg):
+    """Removes entries of the upper dir, as root but only through descriptors of it: a folder on
+    the way that is a symlink stops the walk (ELOOP/ENOTDIR), so nothing outside is touched."""
+    fs = upperfs()
+    removed, errors = 0, []
+    root = os.open(UPPER, fs.O_DIR)
+    try:
+        if msg.get("all"):
+            for name in os.listdir(root):
+                removed += fs.remove_tree_at(root, os.fsencode(name))
+        else:
+            for p in msg["paths"]:
+                rel = base64.b64decode(p)
+                try:
+                    pfd, leaf = fs.open_parent(root, rel)
+                except FileNotFoundError:
+                    continue  # nothing there to discard
+                except OSError as e:
+                    errors.append({"path": p, "message": "not discarded: a folder on its way is not a folder (%s)" % e.strerror})
+                    continue
+                try:
+                    removed += fs.remove_tree_at(pfd, leaf)
+                except FileNotFoundError:
+                    pass
+                finally:
+                    os.close(pfd)
+    finally:
+        os.close(root)
+    os.sync()
+    # the overlay caches what it looked up: drop it, so the workspace shows the host's version again
+    write_file("/proc/sys/vm/drop_caches", "2")
+    return json.dumps({"removed": removed, "errors": errors}).encode()
+
+
+OPS = {"changes": scan_changes, "read": read_files, "discard": discard}
 
 
 def handle(line):
+    msg = None
     try:
         msg = json.loads(line)
+        if not isinstance(msg, dict):
+            raise ValueError("a request must be a JSON object")
         op = msg.get("op")
         if op == "run":
             start(msg)
         elif op == "kill":
             p = procs.get(msg["id"])
             if p:
-                kill_group(p, getattr(signal, "SIG" + msg.get("signal", "KILL")))
-        elif op == "changes":
-            threading.Thread(target=scan_changes, args=(msg["id"],), daemon=True).start()
+                kill_group(p, getattr(signal, "SIG" + str(msg.get("signal", "KILL"))))
+        elif op in OPS:
+            if not isinstance(msg.get("id"), int):
+                raise ValueError("an op needs a numeric id")
+            OPS[op](msg)
         elif op == "ping":
-            emit({"ev": "pong", "id": msg.get("id")})
+            emit({"ev": "pong", "id": msg.get("id") if isinstance(msg.get("id"), int) else None})
         else:
-            emit({"ev": "error", "id": msg.get("id"), "message": "unknown op %r" % op})
+            emit({"ev": "error", "id": msg.get("id") if isinstance(msg.get("id"), int) else None, "message": "unknown op %r" % (op,)})
     except Exception as e:  # a bad message must not take the agent down
-        emit({"ev": "error", "id": msg.get("id") if isinstance(msg, dict) else None, "message": str(e)})
+        mid = msg.get("id") if isinstance(msg, dict) and isinstance(msg.get("id"), int) else None
+        emit({"ev": "error", "id": mid, "message": "bad request: %s: %s" % (type(e).__name__, e)})
 
 
 def main():
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+    except (ValueError, OSError):
+        pass
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False); os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -278,7 +537,13 @@ def main():
     sel.register(0, selectors.EVENT_READ, ("in", None))
     sel.register(wake_r, selectors.EVENT_READ, ("wake", None))
     buf = b""
-    emit({"ev": "hello", "pid": os.getpid()})
+    skipping = False  # inside a line longer than MAX_LINE: dropped up to its end
+    try:
+        swept = setup_cgroups()
+    except OSError as e:
+        swept = 0
+        os.write(2, ("cowork-agent: cgroups: %s\n" % e).encode())
+    emit({"ev": "hello", "pid": os.getpid(), "cgroupSwept": swept})
     while True:
         now = time.monotonic()
         deadlines = [p["deadline"] for p in procs.values() if p["deadline"] and not p["timedOut"]]
@@ -293,12 +558,23 @@ def main():
                 if not chunk:  # host gone: nothing may outlive the channel
                     for q in list(procs.values()):
                         kill_group(q)
+                        if q["cgroup"]:
+                            remove_cgroup(q["cgroup"], 10)
+                    if agent_cgroup:
+                        kill_cgroup_tree(agent_cgroup)
                     os._exit(0)
                 buf += chunk
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
+                    if skipping:
+                        skipping = False
+                        continue
                     if line.strip():
                         handle(line)
+                if len(buf) > MAX_LINE:
+                    buf = b""
+                    skipping = True
+                    emit({"ev": "error", "id": None, "message": "bad request: a line longer than %d bytes was dropped" % MAX_LINE})
             elif kind == "wake":
                 try:
                     os.read(wake_r, 4096)

@@ -3,12 +3,25 @@
 
 Cost grows with the number of changes, not the size of the workspace. Prints one JSON object:
 {"changes": [{"path": b64, "kind": "added|modified|deleted|symlink|mode", "type": "file|symlink|dir",
-"size": n, "sha256": hex, "mode": n, "target": b64}], "errors": [...]}. Paths are relative,
-base64 of the raw bytes (names need not be UTF-8).
+"size": n, "sha256": hex, "hashSkipped": "too-large|time-budget", "mode": n, "target": b64}],
+"errors": [...], "incomplete": null | "why"}. Paths are relative, base64 of the raw bytes (names
+need not be UTF-8).
 
 Overlay format: added/modified files are full copies; a deletion is a 0:0 character device; a
 deleted-and-recreated directory carries trusted.overlay.opaque=y (everything under the lower one
 is gone except what the upper holds); a rename is a deletion plus an addition.
+
+Safety (docs/sandbox.md, "The review boundary"): the upper dir is the sandbox's, so it is walked
+through descriptors only (upperfs.py): folders opened with O_DIRECTORY|O_NOFOLLOW relative to
+their parent's descriptor, files with O_NOFOLLOW|O_NONBLOCK and checked with fstat to be the
+regular file that was listed. A folder swapped for a symlink mid-scan is reported as changed,
+never followed. The lower layer (the read-only share of the person's folder) is walked the same
+way, so a link there is not followed either.
+
+Budgets: a file larger than HASH_MAX_BYTES is listed without a hash ("hashSkipped": "too-large";
+its size is the apparent size, so a sparse 100 GiB file costs one fstat); hashing stops when the
+time budget is spent ("time-budget"; the next scan continues, the cache keeps what was hashed);
+listing stops at MAX_ENTRIES entries or twice the time budget ("incomplete" says so).
 """
 import base64
 import hashlib
@@ -16,9 +29,17 @@ import json
 import os
 import stat
 import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import upperfs  # noqa: E402
 
 UPPER = b"/session/upper"
 LOWER = b"/mnt/host"
+HASH_MAX_BYTES = 50 * 1024 * 1024
+BUDGET_MS = 20_000
+MAX_ENTRIES = 100_000
+MAX_DEPTH = 200
 
 
 def b64(p):
@@ -45,134 +66,255 @@ def save_cache():
     os.replace(tmp, HASH_CACHE)
 
 
-def sha256(path):
-    # The scan runs after every tool call that may write: hash a file again only when its inode,
-    # size or mtime changed (a 50 MB file costs seconds under emulation).
-    st = os.stat(path)
-    key = b64(path)
-    stamp = [st.st_ino, st.st_size, st.st_mtime_ns]
+class Budget:
+    def __init__(self, ms, hash_max):
+        self.t0 = time.monotonic()
+        self.hash_until = self.t0 + ms / 1000.0
+        self.list_until = self.t0 + 2 * ms / 1000.0
+        self.hash_max = hash_max
+        self.entries = 0
+
+    def can_hash(self):
+        return time.monotonic() < self.hash_until
+
+    def can_list(self):
+        return time.monotonic() < self.list_until
+
+
+class Skipped(Exception):
+    def __init__(self, why):
+        super().__init__(why)
+        self.why = why
+
+
+def digest_of(dir_fd, name, st, key, budget):
+    """sha256 of the regular file `name` in dir_fd, which must still be the inode `st` describes.
+
+    Hashed again only when its inode, size, mtime or ctime changed (ctime: an agent can reset the
+    mtime, not the ctime). Raises Skipped for files over the size cap or past the time budget."""
+    stamp = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     hit = _cache.get(key)
     if hit and hit[0] == stamp:
         _used[key] = hit
         return hit[1]
-    digest = _sha256(path)
+    if st.st_size > budget.hash_max:
+        raise Skipped("too-large")
+    if not budget.can_hash():
+        raise Skipped("time-budget")
+    fd = os.open(name, upperfs.O_FILE, dir_fd=dir_fd)
+    try:
+        now = os.fstat(fd)
+        if not stat.S_ISREG(now.st_mode) or now.st_ino != st.st_ino:
+            raise OSError(0, "changed during the scan")
+        h = hashlib.sha256()
+        off = 0
+        while True:
+            chunk = os.pread(fd, 1 << 20, off)
+            if not chunk:
+                break
+            h.update(chunk)
+            off += len(chunk)
+            if off > budget.hash_max:
+                raise Skipped("too-large")
+            if not budget.can_hash():
+                raise Skipped("time-budget")
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    stamp = [after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns]
+    if stamp[1] != off:
+        raise OSError(0, "changed during the scan")
+    digest = h.hexdigest()
     _used[key] = [stamp, digest]
     return digest
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def same_content(a, sa, b, sb):
-    # sizes first: only files of equal size are hashed (the lower one over 9p)
-    if sa.st_size != sb.st_size:
-        return False
-    return sha256(a) == sha256(b)
-
-
-def lstat_or_none(path):
-    # The lower layer is the 9p share: every stat is a round trip to the host (~1 ms under
-    # emulation), so each entry is looked up there once and the answers derived from that.
+def lstat_at(dir_fd, name):
+    if dir_fd is None:
+        return None
     try:
-        return os.lstat(path)
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except (FileNotFoundError, NotADirectoryError):
         return None
 
 
-def opaque(path):
+def open_dir_or_none(dir_fd, name):
+    if dir_fd is None:
+        return None
     try:
-        return os.getxattr(path, b"trusted.overlay.opaque") == b"y"
+        return upperfs.open_dir_at(dir_fd, name)
+    except OSError:
+        return None
+
+
+def opaque(fd):
+    try:
+        return os.getxattr(fd, b"trusted.overlay.opaque") == b"y"
     except OSError:
         return False
 
 
-def lower_files(rel):
-    """Every path under a lower dir (for an opaque dir: all of it is gone)."""
+def names_of(fd):
+    return sorted(os.fsencode(n) for n in os.listdir(fd))
+
+
+def tree_paths(fd, rel, budget, include_dirs):
+    """Every path under the folder open at fd (relative to the root), through descriptors only."""
     out = []
-    base = os.path.join(LOWER, rel)
-    for dirpath, dirnames, filenames in os.walk(base):
-        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            out.append(os.path.relpath(os.path.join(dirpath, name), LOWER))
+    stack = [(os.dup(fd), rel, 0)]
+    try:
+        while stack:
+            dfd, drel, depth = stack.pop()
+            try:
+                for name in names_of(dfd):
+                    budget.entries += 1
+                    r = drel + b"/" + name if drel else name
+                    st = lstat_at(dfd, name)
+                    if st is None:
+                        continue
+                    if stat.S_ISDIR(st.st_mode):
+                        if include_dirs:
+                            out.append(r)
+                        if depth < MAX_DEPTH:
+                            cfd = open_dir_or_none(dfd, name)
+                            if cfd is not None:
+                                stack.append((cfd, r, depth + 1))
+                    else:
+                        out.append(r)
+            finally:
+                os.close(dfd)
+    finally:
+        for dfd, _, _ in stack:
+            os.close(dfd)
     return out
 
 
-def scan():
+def scan(budget_ms=BUDGET_MS, hash_max=HASH_MAX_BYTES, upper=UPPER, lower=LOWER):
     """The change set as a dict; the hash cache is used and refreshed (save_cache() keeps it)."""
     global _used
     _used = {}
+    budget = Budget(budget_ms, hash_max)
     changes, errors = [], []
+    incomplete = None
+
     def emit(rel, kind, **kw):
         changes.append(dict(path=b64(rel), kind=kind, **kw))
 
-    for dirpath, dirnames, filenames in os.walk(UPPER):
-        rel_dir = os.path.relpath(dirpath, UPPER)
-        rel_dir = b"" if rel_dir == b"." else rel_dir
-        if rel_dir and opaque(dirpath):
-            upper_names = set()
-            for dp, dn, fn in os.walk(dirpath):
-                for n in fn + dn:
-                    upper_names.add(os.path.relpath(os.path.join(dp, n), UPPER))
-            for gone in lower_files(rel_dir):
-                if gone not in upper_names:
-                    emit(gone, "deleted", type="file")
-        for name in dirnames:
-            # a directory in the upper dir where the lower had a file or symlink: that was deleted
-            rel = os.path.join(rel_dir, name) if rel_dir else name
-            up = os.path.join(dirpath, name)
-            if os.path.islink(up):
-                continue
-            lst = lstat_or_none(os.path.join(LOWER, rel))
-            if lst is not None and not stat.S_ISDIR(lst.st_mode):
-                emit(rel, "deleted", type="symlink" if stat.S_ISLNK(lst.st_mode) else "file")
-        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            up = os.path.join(dirpath, name)
-            rel = os.path.join(rel_dir, name) if rel_dir else name
-            low = os.path.join(LOWER, rel)
+    def file_entry(rel, kind, st, ufd, name):
+        e = dict(type="file", size=st.st_size, mode=stat.S_IMODE(st.st_mode))
+        try:
+            e["sha256"] = digest_of(ufd, name, st, "U" + b64(rel), budget)
+        except Skipped as s:
+            e["hashSkipped"] = s.why
+        emit(rel, kind, **e)
+
+    root = os.open(upper, upperfs.O_DIR)
+    try:
+        low_root = os.open(lower, upperfs.O_DIR)
+    except OSError:
+        low_root = None
+    # stack of folders to visit: (upper fd, lower fd or None, rel, depth)
+    stack = [(root, low_root, b"", 0)]
+    try:
+        while stack:
+            ufd, lfd, rel_dir, depth = stack.pop()
             try:
-                st = os.lstat(up)
-                lst = lstat_or_none(low)
-                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                    if lst is not None:
-                        if stat.S_ISDIR(lst.st_mode):
-                            for gone in lower_files(rel):
+                if incomplete:
+                    continue
+                if rel_dir and opaque(ufd):
+                    if lfd is not None:
+                        present = set(tree_paths(ufd, rel_dir, budget, True))
+                        for gone in tree_paths(lfd, rel_dir, budget, False):
+                            if gone not in present:
                                 emit(gone, "deleted", type="file")
+                for name in names_of(ufd):
+                    budget.entries += 1
+                    if budget.entries > MAX_ENTRIES or not budget.can_list():
+                        incomplete = "the scan stopped after %d entries and %.1f s (its budget); the rest is listed by a later scan" % (
+                            budget.entries, time.monotonic() - budget.t0)
+                        break
+                    rel = rel_dir + b"/" + name if rel_dir else name
+                    try:
+                        st = os.stat(name, dir_fd=ufd, follow_symlinks=False)
+                        lst = lstat_at(lfd, name)
+                        if stat.S_ISDIR(st.st_mode):
+                            # a folder in the upper dir where the lower had a file or symlink: deleted
+                            if lst is not None and not stat.S_ISDIR(lst.st_mode):
+                                emit(rel, "deleted", type="symlink" if stat.S_ISLNK(lst.st_mode) else "file")
+                            if depth >= MAX_DEPTH:
+                                errors.append({"path": b64(rel), "message": "nested more than %d folders deep; left out" % MAX_DEPTH})
+                                continue
+                            cfd = upperfs.open_dir_at(ufd, name)
+                            if os.fstat(cfd).st_ino != st.st_ino:
+                                os.close(cfd)
+                                raise OSError(0, "changed during the scan")
+                            clfd = open_dir_or_none(lfd, name) if lst is not None and stat.S_ISDIR(lst.st_mode) else None
+                            stack.append((cfd, clfd, rel, depth + 1))
+                            continue
+                        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                            if lst is not None:
+                                if stat.S_ISDIR(lst.st_mode):
+                                    gfd = open_dir_or_none(lfd, name)
+                                    if gfd is not None:
+                                        try:
+                                            for gone in tree_paths(gfd, rel, budget, False):
+                                                emit(gone, "deleted", type="file")
+                                        finally:
+                                            os.close(gfd)
+                                else:
+                                    emit(rel, "deleted", type="symlink" if stat.S_ISLNK(lst.st_mode) else "file")
+                            continue
+                        if stat.S_ISLNK(st.st_mode):
+                            target = os.readlink(name, dir_fd=ufd)
+                            if lst is not None and stat.S_ISLNK(lst.st_mode) and os.readlink(name, dir_fd=lfd) == target:
+                                continue
+                            emit(rel, "symlink", type="symlink", target=b64(target), existed=lst is not None)
+                            continue
+                        if not stat.S_ISREG(st.st_mode):
+                            errors.append({"path": b64(rel), "message": "not a regular file, link or deletion; left out"})
+                            continue
+                        mode = stat.S_IMODE(st.st_mode)
+                        # (a lower symlink to a folder counts as a folder: only whether it is one is
+                        # asked, of the person's own link; nothing is read through it)
+                        low_is_dir = lst is not None and (stat.S_ISDIR(lst.st_mode) or (stat.S_ISLNK(lst.st_mode) and is_dir_following(lfd, name)))
+                        if lst is not None and not low_is_dir:
+                            if stat.S_ISREG(lst.st_mode) and lst.st_size == st.st_size:
+                                try:
+                                    same = digest_of(lfd, name, lst, "L" + b64(rel), budget) == digest_of(ufd, name, st, "U" + b64(rel), budget)
+                                except Skipped:
+                                    same = False
+                                if same:
+                                    if stat.S_IMODE(lst.st_mode) != mode:
+                                        file_entry(rel, "mode", st, ufd, name)
+                                    continue  # copied up but unchanged
+                            file_entry(rel, "modified", st, ufd, name)
                         else:
-                            emit(rel, "deleted", type="symlink" if stat.S_ISLNK(lst.st_mode) else "file")
-                    continue
-                if stat.S_ISLNK(st.st_mode):
-                    target = os.readlink(up)
-                    if lst is not None and stat.S_ISLNK(lst.st_mode) and os.readlink(low) == target:
-                        continue
-                    emit(rel, "symlink", type="symlink", target=b64(target), existed=lst is not None)
-                    continue
-                if not stat.S_ISREG(st.st_mode):
-                    errors.append({"path": b64(rel), "message": "not a regular file, link or deletion; left out"})
-                    continue
-                mode = stat.S_IMODE(st.st_mode)
-                # (a lower symlink to a folder counts as a folder, as os.path.isdir says)
-                low_is_dir = lst is not None and (stat.S_ISDIR(lst.st_mode) or (stat.S_ISLNK(lst.st_mode) and os.path.isdir(low)))
-                if lst is not None and not low_is_dir:
-                    if stat.S_ISREG(lst.st_mode) and same_content(up, st, low, lst):
-                        if stat.S_IMODE(lst.st_mode) != mode:
-                            emit(rel, "mode", type="file", size=st.st_size, sha256=sha256(up), mode=mode)
-                        continue  # copied up but unchanged
-                    emit(rel, "modified", type="file", size=st.st_size, sha256=sha256(up), mode=mode)
-                else:
-                    emit(rel, "added", type="file", size=st.st_size, sha256=sha256(up), mode=mode)
-            except OSError as e:
-                errors.append({"path": b64(rel), "message": str(e)})
-    return {"changes": changes, "errors": errors}
+                            file_entry(rel, "added", st, ufd, name)
+                    except OSError as e:
+                        errors.append({"path": b64(rel), "message": e.strerror or str(e)})
+            finally:
+                os.close(ufd)
+                if lfd is not None:
+                    os.close(lfd)
+    finally:
+        for ufd, lfd, _, _ in stack:
+            os.close(ufd)
+            if lfd is not None:
+                os.close(lfd)
+    return {"changes": changes, "errors": errors, "incomplete": incomplete}
 
 
-def scan_and_save():
+def is_dir_following(dir_fd, name):
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False
+
+
+def scan_and_save(**kw):
     """scan(), then keep only the hashes this scan used (as the cache for the next one)."""
     global _cache
-    result = scan()
+    result = scan(**kw)
     _cache = dict(_used)
     try:
         save_cache()

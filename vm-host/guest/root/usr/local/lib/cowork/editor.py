@@ -37,12 +37,38 @@ def read_text(path):
 
 
 def write_text(path, text):
-    mode = os.stat(path).st_mode & 0o7777 if os.path.exists(path) else 0o644
-    tmp = f"{path}.cowork-tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    """Writes text to the file at path: through a symlink to its target (already checked to be
+    inside /workspace), never replacing the link itself; atomically, by a temporary file next to
+    it that is removed on any failure or SIGTERM (only a SIGKILL mid-write can leave one)."""
+    real = os.path.realpath(path)
+    if not inside(real):
+        fail(f"{path} resolves outside /workspace; the editor only works inside /workspace.")
+    try:
+        st = os.stat(real)
+        mode = st.st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o644
+    folder, name = os.path.split(real)
+    tmp = os.path.join(folder, f".{name}.cowork-tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            os.fchmod(f.fileno(), mode)
+        os.replace(tmp, real)
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+
+def split_lines(text):
+    """(lines, ends_with_newline): 'a\nb\n' has two lines, not three."""
+    if text == "":
+        return [], True
+    trailing = text.endswith("\n")
+    return (text[:-1] if trailing else text).split("\n"), trailing
 
 
 def numbered(text, start=1):
@@ -87,8 +113,17 @@ def main():
     if cmd == "create":
         if os.path.isdir(path):
             fail(f"{path} is a directory.")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if not inside(os.path.dirname(path)):
+        # the folders to make: the nearest existing one must resolve inside /workspace first
+        folder = os.path.dirname(path)
+        existing = folder
+        while not os.path.lexists(existing):
+            existing = os.path.dirname(existing)
+        if not inside(existing) or (os.path.lexists(path) and not inside(path)):
+            fail(f"{path} resolves outside /workspace.")
+        if not os.path.isdir(existing):
+            fail(f"{existing} is not a directory.")
+        os.makedirs(folder, exist_ok=True)
+        if not inside(folder):
             fail(f"{path} resolves outside /workspace.")
         write_text(path, req.get("file_text", ""))
         print(json.dumps({"ok": True, "output": f"File created: {path}"}))
@@ -111,20 +146,29 @@ def main():
 
     if cmd == "insert":
         text = read_text(path)
-        lines = text.split("\n")
+        lines, trailing = split_lines(text)
         at = int(req.get("insert_line", -1))
         if at < 0 or at > len(lines):
             fail(f"insert_line {at} is out of range: the file has {len(lines)} lines.")
         new = req.get("insert_text", req.get("new_str", ""))
-        lines[at:at] = new.split("\n")
-        write_text(path, "\n".join(lines))
-        print(json.dumps({"ok": True, "output": f"Inserted {len(new.split(chr(10)))} line(s) after line {at} of {path}."}))
+        new_lines = new[:-1].split("\n") if new.endswith("\n") else new.split("\n")
+        lines[at:at] = new_lines
+        # the file keeps its final newline (or its lack of one), also after its last line
+        write_text(path, "\n".join(lines) + ("\n" if trailing else ""))
+        print(json.dumps({"ok": True, "output": f"Inserted {len(new_lines)} line(s) after line {at} of {path}."}))
         return
 
     fail(f"Unknown editor command {cmd!r}; use view, create, str_replace or insert.")
 
 
+def on_signal(signum, _frame):
+    raise SystemExit(128 + signum)  # unwinds through write_text's clean-up
+
+
 if __name__ == "__main__":
+    import signal
+    for _s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(_s, on_signal)
     try:
         main()
     except SystemExit:
