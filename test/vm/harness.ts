@@ -23,7 +23,14 @@ export async function tempDir(prefix: string): Promise<{ dir: string; dispose():
 }
 
 export async function bootGuest(client: VmHostClient, workspace: string, sessionDir: string, vmId: string, extra: { diskGiB?: number } = {}): Promise<GuestVm> {
-  return GuestVm.start(client, { vmId, workspace, sessionDisk: path.join(sessionDir, `${vmId}.qcow2`), accelerator: 'auto', ...vmResources(), ...extra });
+  return GuestVm.start(client, { vmId, workspace, sessionDisk: path.join(sessionDir, `${vmId}.qcow2`), accelerator: testAccelerator(), ...vmResources(), ...extra });
+}
+
+/** COWORK_TEST_ACCEL=tcg forces software emulation for a whole run (a broken /dev/kvm can then never stall a test); default auto. */
+export function testAccelerator(env: NodeJS.ProcessEnv = process.env): 'tcg' | 'auto' {
+  const v = env.COWORK_TEST_ACCEL ?? 'auto';
+  if (v !== 'tcg' && v !== 'auto') throw new Error(`COWORK_TEST_ACCEL must be tcg or auto, not ${v}`);
+  return v;
 }
 
 export function isAlive(pid: number): boolean {
