@@ -67,6 +67,16 @@ export class GuestVm {
     return this.agent.changes(opts);
   }
 
+  /** Files of the upper dir, read by the guest agent by descriptor (guestAgent.ts readUpper). */
+  readUpper(...args: Parameters<GuestAgent['readUpper']>): ReturnType<GuestAgent['readUpper']> {
+    return this.agent.readUpper(...args);
+  }
+
+  /** Entries of the upper dir removed by the guest agent by descriptor (guestAgent.ts discardUpper). */
+  discardUpper(...args: Parameters<GuestAgent['discardUpper']>): ReturnType<GuestAgent['discardUpper']> {
+    return this.agent.discardUpper(...args);
+  }
+
   sh(script: string, opts?: ExecOptions): Promise<ExecResult> {
     return this.agent.sh(script, opts);
   }
