@@ -10,6 +10,7 @@ export const Commands = {
   stopVm: 'cowork.stopVm',
   showEgressLog: 'cowork.showEgressLog',
   cleanUp: 'cowork.cleanUp',
+  checkSetup: 'cowork.checkSetup',
   deleteTask: 'cowork.deleteTask',
   /** a task whose VM stopped unexpectedly: boot it again on the same session disk */
   restartTaskVm: 'cowork.restartTaskVm',

@@ -8,7 +8,7 @@ import { execFile, spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, mkdir, stat, statfs } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { DoctorLine, ResolvedAccelerator } from '../extension/protocol/vmHost';
+import { formatDoctorLine, type DoctorLine, type ResolvedAccelerator } from '../extension/protocol/vmHost';
 import { accelName, classifyStderrLine, earlyExitReason, firstErrorLine, silenceReason } from './acceleratorFallback';
 import type { AcceleratorVerdicts } from './acceleratorVerdicts';
 import type { BootTimes } from './bootTimes';
@@ -24,10 +24,7 @@ export const MIN_FREE_BYTES = 1024 ** 3;
 /** A TCG probe boot (kernel to init) takes ~3–10 s; this bounds it on a very slow host. */
 export const TCG_PROBE_TIMEOUT_MS = 120_000;
 
-export function formatDoctorLine(l: DoctorLine): string {
-  if (l.ok) return `✓ ${l.label}: ${l.detail}`;
-  return `✗ ${l.label}${l.required ? '' : ' (optional)'}: ${l.detail}${l.fix ? ` — fix: ${l.fix}` : ''}`;
-}
+export { formatDoctorLine };
 
 /** Non-zero when a required line failed. */
 export function doctorExitCode(lines: readonly DoctorLine[]): number {

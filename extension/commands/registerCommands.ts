@@ -3,6 +3,7 @@
 import { rm, stat } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import { describeProblems } from '../config/settings';
+import { registerCheckSetup } from './checkSetup';
 import { Commands, SECRET_API_KEY } from '../ids';
 import type { TaskManager } from '../session/taskManager';
 import type { WorkspaceVm } from '../session/workspaceVm';
@@ -52,11 +53,12 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       progress.report({ message: 'Starting the VM (the first run builds the guest image: a few minutes, ~150 MB on disk)' });
       try {
         const guest = await vm.start(settings.settings);
-        void vscode.window.showInformationMessage(`Cowork VM ready in ${(guest.info.bootMs / 1000).toFixed(1)} s (${guest.info.accelerator}).`);
+        void vscode.window.showInformationMessage(`Cowork VM ready in ${(guest.info.bootMs / 1000).toFixed(1)} s (${guest.info.accelerator}).${guest.info.notice ? ` ${guest.info.notice}.` : ''}`);
       } catch (err) {
         log.error(`[vm] start failed: ${String(err)}`);
-        void vscode.window.showErrorMessage(`Cowork VM failed to start: ${err instanceof Error ? err.message : String(err)}`, 'Show Log').then((pick) => {
-          if (pick) log.show();
+        void vscode.window.showErrorMessage(`Cowork VM failed to start: ${err instanceof Error ? err.message : String(err)}`, 'Check Setup', 'Show Log').then((pick) => {
+          if (pick === 'Check Setup') void vscode.commands.executeCommand(Commands.checkSetup);
+          else if (pick) log.show();
         });
       } finally {
         sub.dispose();
@@ -65,6 +67,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
   };
 
   const disposables = [
+    ...registerCheckSetup({ context: deps.context, log }),
     vscode.commands.registerCommand(Commands.startVm, startVm),
     vscode.commands.registerCommand(Commands.stopVm, async () => {
       const vm = deps.vm();

@@ -66,6 +66,12 @@ export const DoctorLine = z.object({
 });
 export type DoctorLine = z.infer<typeof DoctorLine>;
 
+/** "✓ label: detail", or "✗ label: detail — fix: …" (a failed optional line says "(optional)"). */
+export function formatDoctorLine(l: DoctorLine): string {
+  if (l.ok) return `✓ ${l.label}: ${l.detail}`;
+  return `✗ ${l.label}${l.required ? '' : ' (optional)'}: ${l.detail}${l.fix ? ` — fix: ${l.fix}` : ''}`;
+}
+
 export const DoctorParams = z.object({
   /** boot each accelerator again even when a cached verdict exists */
   reprobe: z.boolean().optional(),

@@ -2,7 +2,7 @@
 // task's), so there is one helper process and one watchdog however many tasks run. Its log lines
 // are logged once here; VM-specific events are filtered by the WorkspaceVm that owns the VM.
 import { VmHostClient } from '../guest/vmHostClient';
-import type { VmHostEvent } from '../protocol/vmHost';
+import type { DoctorLine, VmHostEvent } from '../protocol/vmHost';
 import type { Logger } from './workspaceVm';
 
 export class VmHelper {
@@ -21,6 +21,8 @@ export class VmHelper {
       if (ev.event === 'log') log[ev.level](ev.message);
       else if (ev.event === 'vm.console') log.trace(`[vm] ${ev.vmId} console: ${ev.line}`);
       else if (ev.event === 'vm.state') log.info(`[vm] ${ev.vmId} is ${ev.state}${ev.detail ? `: ${ev.detail}` : ''}`);
+      else if (ev.event === 'vm.progress') log.debug(`[vm] ${ev.vmId} boot step ${ev.step} (${(ev.elapsedMs / 1000).toFixed(1)} s of ${Math.round(ev.timeoutMs / 1000)} s, ${ev.accelerator})`);
+      else if (ev.event === 'vm.notice') log.warn(`[vm] ${ev.vmId}: ${ev.message}`);
       for (const l of this.eventListeners) l(ev);
     });
     client.onExit((err) => {
@@ -40,6 +42,11 @@ export class VmHelper {
   onExit(listener: (err: Error) => void): { dispose(): void } {
     this.exitListeners.add(listener);
     return { dispose: () => this.exitListeners.delete(listener) };
+  }
+
+  /** The prerequisites as the helper sees them (Cowork: Check Setup adds the extension's own lines). */
+  async doctor(params: { reprobe?: boolean; sessionsDir?: string } = {}): Promise<{ ok: boolean; lines: DoctorLine[] }> {
+    return this.get().request('doctor', params);
   }
 
   /** Closes the helper's stdin: it stops every VM it owns and exits. */

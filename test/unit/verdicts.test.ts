@@ -46,7 +46,7 @@ describe('accelerator verdicts', () => {
       const v = AcceleratorVerdicts.inCache(dir);
       assert.equal(await v.isUnusable('kvm', 'img1'), false);
       await v.markUnusable('kvm', 'img1', 'x');
-      assert.equal(JSON.parse(await readFile(path.join(dir, 'unusable-accelerators.json'), 'utf8')).kvm.reason, 'x');
+      assert.equal((JSON.parse(await readFile(path.join(dir, 'unusable-accelerators.json'), 'utf8')) as { kvm: { reason: string } }).kvm.reason, 'x');
 
       const b = BootTimes.inCache(dir);
       assert.equal(await b.last('tcg'), undefined);
