@@ -17,5 +17,20 @@ export function explainApiError(err: unknown): Explained {
   if (err instanceof Anthropic.InternalServerError) return { message: `The API failed (${err.status}) after several retries: ${err.message}`, action: 'Continue the task to try again.' };
   if (err instanceof Anthropic.APIConnectionError) return { message: `Cannot reach the API: ${err.message}`, action: 'Check your network, proxy settings or cowork.apiBaseUrl, then continue the task.' };
   if (err instanceof Anthropic.APIError) return { message: `The API answered ${err.status ?? 'with an error'}: ${err.message}` };
+  // The response had started and its connection broke (undici says "terminated"): the SDK does not
+  // retry a stream it already handed over. Nothing of the half reply is kept, so the conversation
+  // stays valid and a follow-up asks again.
+  if (isDroppedStream(err)) return { message: `The connection to the API dropped in the middle of the reply (${describe(err)}). The partial reply was not kept; nothing else was lost.`, action: 'Continue the task (send a follow-up) to ask again.' };
   return { message: err instanceof Error ? err.message : String(err) };
+}
+
+function describe(err: unknown): string {
+  const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
+  return `${err instanceof Error ? err.message : String(err)}${cause}`;
+}
+
+function isDroppedStream(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const text = `${err.message} ${err.cause instanceof Error ? `${err.cause.message} ${(err.cause as NodeJS.ErrnoException).code ?? ''}` : ''}`;
+  return /\bterminated\b|other side closed|socket hang up|ECONNRESET|premature close|EPIPE|UND_ERR_SOCKET/i.test(text);
 }

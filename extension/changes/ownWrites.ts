@@ -1,24 +1,28 @@
 // When Cowork itself last wrote each host file (an accept, a partial accept), so that a file the
 // agent changes again afterwards is not taken for one the person edited (a false conflict). Kept
 // in the task's storage so a window reload remembers; an unreadable file only costs false alarms.
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
+import { z } from 'zod';
+import { ignoreProblems, readJsonState, writeJsonAtomic, type StateReporter } from '../state/stateFiles';
 import { hostMtime } from './apply';
+
+const Saved = z.record(z.string(), z.number());
 
 export class OwnWrites {
   private readonly times = new Map<string, number>();
   private loaded: Promise<void> | undefined;
 
-  constructor(private readonly file: string) {}
+  constructor(
+    private readonly file: string,
+    private readonly report: StateReporter = ignoreProblems,
+  ) {}
 
   load(): Promise<void> {
-    this.loaded ??= fs
-      .readFile(this.file, 'utf8')
-      .then((text) => {
-        const saved = JSON.parse(text) as unknown;
-        if (saved && typeof saved === 'object') for (const [k, v] of Object.entries(saved)) if (typeof v === 'number') this.times.set(k, Math.max(v, this.times.get(k) ?? 0));
+    // nothing accepted yet, or unreadable (moved aside and reported by the state module): start empty
+    this.loaded ??= readJsonState(this.file, (v) => Saved.parse(v), this.report)
+      .then((saved) => {
+        for (const [k, v] of Object.entries(saved ?? {})) this.times.set(k, Math.max(v, this.times.get(k) ?? 0));
       })
-      .catch(() => undefined); // nothing accepted yet, or unreadable: start empty
+      .catch(() => undefined);
     return this.loaded;
   }
 
@@ -32,8 +36,6 @@ export class OwnWrites {
     if (!rels.length) return;
     await this.load();
     for (const rel of rels) this.times.set(rel.toString('base64'), Math.max(Date.now(), await hostMtime(workspace, rel)));
-    await fs.mkdir(path.dirname(this.file), { recursive: true });
-    await fs.writeFile(`${this.file}.tmp`, JSON.stringify(Object.fromEntries(this.times)));
-    await fs.rename(`${this.file}.tmp`, this.file);
+    await writeJsonAtomic(this.file, Object.fromEntries(this.times));
   }
 }

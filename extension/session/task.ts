@@ -52,6 +52,8 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
   private queuedText: string | undefined;
   private lastScanValue: PersistedScan | undefined;
   readonly vm: WorkspaceVm;
+  /** awaited after each tool call that may write, before the next one starts (onSettle) */
+  private readonly settlers = new Set<() => Promise<void>>();
 
   private constructor(
     readonly info: Omit<TaskInfo, 'state'>,
@@ -149,6 +151,11 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
     return this.queuedWait !== undefined;
   }
 
+  /** Where the task's other state files (own-writes, direct-mode record) report an unreadable or unwritable file. */
+  get reportState(): StateReporter {
+    return this.deps.report ?? ignoreProblems;
+  }
+
   /** This task's folder in the extension's storage (transcript, direct-mode record). */
   get storageDir(): string {
     return path.join(this.deps.storageDir, 'tasks', this.info.id);
@@ -214,6 +221,7 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
         reconnect: () => (this.vm.lost ? Promise.reject(new Error(`${VM_LOST_PREFIX} (${this.vm.lost}).`)) : this.vm.reconnect()),
         onEvent: (e) => this.emit('live', e),
         onWrite: () => this.emit('wrote'),
+        afterToolCall: (call) => (call.mayWrite ? this.settleWrites() : Promise.resolve()),
       });
       const outcome = await loop.send(text, ac.signal);
       this.setState(this.vm.lost ? 'failed' : outcome === 'stopped' ? 'stopped' : outcome === 'error' ? 'failed' : 'idle');
@@ -228,6 +236,19 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
       await this.transcript.flush();
       this.scheduleIdleStop();
     }
+  }
+
+  /**
+   * Registers a scan to await after every tool call that may write, before the agent's next call
+   * starts (the review's refresh, which in direct mode also applies): it sees a quiescent overlay.
+   */
+  onSettle(fn: () => Promise<void>): { dispose(): void } {
+    this.settlers.add(fn);
+    return { dispose: () => this.settlers.delete(fn) };
+  }
+
+  private async settleWrites(): Promise<void> {
+    await Promise.all([...this.settlers].map((fn) => fn().catch(() => undefined)));
   }
 
   /** Stops the VM after cowork.vm.idleStopMinutes without a turn; its session disk keeps the changes. */

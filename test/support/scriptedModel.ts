@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 export type ScriptBlock = { readonly type: 'text'; readonly text: string } | { readonly type: 'tool_use'; readonly name: string; readonly input: unknown; readonly id?: string };
 
 export type ScriptTurn =
-  | { readonly kind: 'message'; readonly content: readonly ScriptBlock[]; readonly stopReason?: 'end_turn' | 'tool_use' | 'max_tokens'; readonly outputTokens?: number; readonly delayMs?: number; readonly chunkDelayMs?: number; readonly hangAfterStart?: boolean }
+  | { readonly kind: 'message'; readonly content: readonly ScriptBlock[]; readonly stopReason?: 'end_turn' | 'tool_use' | 'max_tokens'; readonly outputTokens?: number; readonly delayMs?: number; readonly chunkDelayMs?: number; readonly hangAfterStart?: boolean; readonly dropAfterEvents?: number }
   | { readonly kind: 'error'; readonly status: number; readonly type: string; readonly message: string; readonly retryAfter?: number }
   | { readonly kind: 'dynamic'; readonly respond: (req: RecordedRequest) => ScriptTurn };
 
@@ -35,6 +35,8 @@ export const errorTurn = (type: keyof typeof ERROR_STATUS, message: string, retr
 export const text = (t: string): ScriptBlock => ({ type: 'text', text: t });
 export const toolUse = (name: string, input: unknown, id?: string): ScriptBlock => ({ type: 'tool_use', name, input, id });
 export const say = (...content: ScriptBlock[]): ScriptTurn => ({ kind: 'message', content, stopReason: content.some((c) => c.type === 'tool_use') ? 'tool_use' : 'end_turn' });
+/** A reply whose connection drops after `events` SSE events (a network failure mid-response). */
+export const dropAfter = (events: number, ...content: ScriptBlock[]): ScriptTurn => ({ ...say(...content), dropAfterEvents: events } as ScriptTurn);
 
 /** ~4 characters a token, as good an estimate as any for a stand-in. */
 const tokens = (v: unknown): number => Math.ceil(JSON.stringify(v).length / 4);
@@ -51,6 +53,8 @@ export class ScriptedModel {
   private seq = 0;
   /** open SSE responses, to tell whether a client aborted */
   aborted = 0;
+  /** responses cut off by a `dropAfterEvents` step */
+  dropped = 0;
   /** answers requests when the script is empty (the scripted demo uses it) */
   fallback: ((req: RecordedRequest) => ScriptTurn) | undefined;
 
@@ -125,9 +129,21 @@ export class ScriptedModel {
         this.aborted++;
       }
     });
+    let sent = 0;
     const send = async (event: string, data: object): Promise<void> => {
       if (closed) return;
-      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      if ('dropAfterEvents' in turn && turn.dropAfterEvents !== undefined && sent >= turn.dropAfterEvents) {
+        // the connection drops mid-response (no message_stop): the socket is destroyed, as a network failure would
+        closed = true;
+        this.dropped++;
+        res.socket?.destroy();
+        return;
+      }
+      sent++;
+      const chunk = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+      // before a drop, each event reaches the socket first, so the client has really received them
+      if ('dropAfterEvents' in turn && turn.dropAfterEvents !== undefined) await new Promise<void>((r) => res.write(chunk, () => r()));
+      else res.write(chunk);
       if ('chunkDelayMs' in turn && turn.chunkDelayMs) await sleep(turn.chunkDelayMs);
     };
     await send('message_start', { type: 'message_start', message: { ...message, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1 } } });
