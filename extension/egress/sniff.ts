@@ -22,7 +22,7 @@ export function inspectFirstFlight(buf: Buffer): FirstFlight {
   if (buf.length === 0) return more;
   if (buf[0] === 0x16) return readClientHello(buf);
   if (buf[0]! >= 0x41 && buf[0]! <= 0x5a) return readHttpHead(buf);
-  return refuse('the tunnel starts with neither a TLS ClientHello nor an HTTP/1 request');
+  return refuse(`the tunnel starts with neither a TLS ClientHello nor an HTTP/1 request (first byte 0x${buf[0]!.toString(16).padStart(2, '0')})`);
 }
 
 function readClientHello(buf: Buffer): FirstFlight {
@@ -147,7 +147,7 @@ function readHttpHead(buf: Buffer): FirstFlight {
     const firstLine = buf.indexOf('\r\n');
     const line = buf.subarray(0, firstLine < 0 ? Math.min(buf.length, 64) : firstLine).toString('latin1');
     const method = line.split(' ')[0]!;
-    if (!TOKEN.test(method) || (firstLine >= 0 && !REQUEST_LINE.test(line))) return refuse('the tunnel starts with neither a TLS ClientHello nor an HTTP/1 request');
+    if (!TOKEN.test(method) || (firstLine >= 0 && !REQUEST_LINE.test(line))) return refuse(`the tunnel starts with neither a TLS ClientHello nor an HTTP/1 request (${JSON.stringify(line.slice(0, 24))})`);
     return more;
   }
   if (end + 4 > FIRST_FLIGHT_MAX_BYTES) return refuse('the HTTP request head is too large');
