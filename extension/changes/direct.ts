@@ -12,9 +12,12 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
 import type { GuestVm } from '../guest/guestVm';
-import { applyChange, readHostEntry } from './apply';
-import { discardInGuest, type Change } from './changeSet';
+import { applyChange, assess, readHostEntry, type RefusalCode } from './apply';
+import { discardInGuest, REVIEW_MAX_FILE_BYTES, type Change } from './changeSet';
 import { prefetch } from './readBatch';
+import { displayName } from './names';
+import { streamProposed } from './streamProposed';
+import { VirtualTree } from './symlinks';
 
 const Entry = z.object({
   /** workspace-relative path, raw bytes as base64 */
@@ -25,6 +28,8 @@ const Entry = z.object({
   /** first and last time the agent changed it */
   firstAt: z.number(),
   lastAt: z.number(),
+  /** sha256 of the agent's version last written (a deletion: absent); the same version is never read or written again */
+  written: z.string().regex(/^[0-9a-f]{64}$/).optional(),
 });
 export type AppliedEntry = z.infer<typeof Entry>;
 
@@ -84,6 +89,19 @@ export class DirectRecord {
     return true;
   }
 
+  /** True when this exact version of the change was written already (nothing to read or write again). */
+  alreadyWritten(change: Change): boolean {
+    const e = this.entries.get(change.path.toString('base64'));
+    return !!e && !!change.sha256 && (change.kind === 'added' || change.kind === 'modified' || change.kind === 'mode') && e.written === change.sha256;
+  }
+
+  /** Remembers the hash of what was written (saved with the next save()). */
+  noteWritten(rel: Buffer, sha256: string | undefined): void {
+    const key = rel.toString('base64');
+    const e = this.entries.get(key);
+    if (e) this.entries.set(key, { ...e, written: sha256 });
+  }
+
   /** Drops a path from the record (saved with the next save()). */
   drop(pathB64: string): void {
     this.entries.delete(pathB64);
@@ -104,33 +122,57 @@ export class DirectRecord {
 
 export interface DirectResult {
   readonly applied: Change[];
-  readonly refused: { change: Change; reason: string }[];
+  /** not written: refused, or (code 'runs-on-host') waiting for the person to accept it by name */
+  readonly refused: { change: Change; reason: string; code: RefusalCode }[];
 }
 
-/** Writes the agent's changes into the workspace now, saving the person's versions first. */
+/**
+ * Writes the agent's changes into the workspace now, saving the person's versions first. A change
+ * that runs code on the host is never written here: it waits as a proposed change until the
+ * person accepts it by name. A version already written (same hash in the record) is neither read
+ * nor written again, so a later edit of the person's is not overwritten by it.
+ */
 export async function applyDirectly(guest: GuestVm, workspace: string, record: DirectRecord, changes: readonly Change[]): Promise<DirectResult> {
   const applied: Change[] = [];
-  const refused: { change: Change; reason: string }[] = [];
-  const contents = await prefetch(guest, changes.filter((c) => c.kind === 'added' || c.kind === 'modified' || c.kind === 'mode'));
+  const refused: DirectResult['refused'] = [];
+  const tree = new VirtualTree(workspace, changes);
+  const todo: { change: Change; a: Awaited<ReturnType<typeof assess>> }[] = [];
   for (const change of changes) {
+    if (record.alreadyWritten(change)) continue;
+    const a = await assess(workspace, change, tree);
+    if (a.refused) refused.push({ change, reason: a.refused, code: 'unsafe' });
+    else if (a.risk) refused.push({ change, reason: `runs on your machine (${a.risk}): waiting for you to accept it`, code: 'runs-on-host' });
+    else todo.push({ change, a });
+  }
+  const reads = todo.map((t) => t.change).filter((c) => (c.kind === 'added' || c.kind === 'modified' || c.kind === 'mode') && (c.size ?? 0) <= REVIEW_MAX_FILE_BYTES);
+  const contents = await prefetch(guest, reads);
+  for (const { change, a } of todo) {
     let fresh: boolean;
     try {
       fresh = await record.rememberBefore(workspace, change.path);
     } catch (err) {
-      refused.push({ change, reason: err instanceof Error ? err.message : String(err) });
+      refused.push({ change, reason: err instanceof Error ? err.message : String(err), code: 'failed' });
       continue;
     }
-    const r = await applyChange(change, {
-      workspace,
-      since: 0,
-      readProposed: (rel) => {
-        const data = contents.get(rel.toString('base64'));
-        return data ? Promise.resolve(data) : Promise.reject(new Error('the file is no longer in the overlay'));
+    const r = await applyChange(
+      change,
+      {
+        workspace,
+        since: 0,
+        tree,
+        readProposed: (rel) => {
+          const data = contents.get(rel.toString('base64'));
+          return data ? Promise.resolve(data) : Promise.reject(new Error('the file is no longer in the overlay'));
+        },
+        streamProposed: (rel, fh) => streamProposed(guest, rel, fh),
       },
-    });
-    if (r.outcome !== 'refused') applied.push(change);
-    else {
-      refused.push({ change, reason: r.reason });
+      a,
+    );
+    if (r.outcome !== 'refused') {
+      applied.push(change);
+      record.noteWritten(change.path, r.sha256);
+    } else {
+      refused.push({ change, reason: r.reason, code: r.code });
       // nothing reached the host: a path first seen now needs no record
       if (fresh) record.drop(change.path.toString('base64'));
     }
@@ -145,8 +187,9 @@ export async function revertDirect(guest: GuestVm, workspace: string, record: Di
   if (!e) throw new Error('Cowork has no record of changing this file.');
   const rel = Buffer.from(pathB64, 'base64');
   const before = await record.before(e);
-  const change: Change = before ? { path: rel, display: rel.toString('utf8'), kind: 'modified', mode: e.beforeMode } : { path: rel, display: rel.toString('utf8'), kind: 'deleted' };
-  const r = await applyChange(change, { workspace, since: 0, readProposed: () => Promise.resolve(before!) });
+  const change: Change = before ? { path: rel, display: displayName(rel), kind: 'modified', mode: e.beforeMode } : { path: rel, display: displayName(rel), kind: 'deleted' };
+  // the person's own saved version: no scan hash applies, and it needs no confirmation
+  const r = await applyChange(change, { workspace, since: 0, ownBytes: true, confirmed: new Set([pathB64]), readProposed: () => Promise.resolve(before!) });
   if (r.outcome === 'refused') throw new Error(r.reason);
   // the overlay still holds the agent's version: drop it so the agent sees the reverted file
   await discardInGuest(guest, [rel]);

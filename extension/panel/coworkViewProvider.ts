@@ -230,7 +230,9 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
         if (msg.type === 'discardFile' && review?.direct?.has(msg.path)) return void (await vscode.commands.executeCommand(Commands.revertFile, { applied: { path: msg.path }, taskId: msg.taskId }));
         const change = review?.find(msg.path);
         // the same commands (and checks, and confirmation) as the Source Control view's
-        if (change) await vscode.commands.executeCommand(msg.type === 'acceptFile' ? Commands.acceptFile : Commands.discardFile, { change, taskId: msg.taskId });
+        // Accept carries the hash of the version the row showed: the write is checked against it, not the newest scan
+        const seen = msg.type === 'acceptFile' && msg.sha256 ? { ...change, sha256: msg.sha256 } : change;
+        if (change) await vscode.commands.executeCommand(msg.type === 'acceptFile' ? Commands.acceptFile : Commands.discardFile, { change: seen, taskId: msg.taskId });
         return;
       }
       case 'acceptAll':

@@ -42,6 +42,14 @@ export const ChangeView = z.object({
   lines: z.array(z.string()),
   truncated: z.boolean(),
   note: z.string().optional(),
+  /** sha256 of the agent's version this row was rendered from (Accept sends it back and the host checks it) */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** why it runs code or changes a tool on the person's machine ("runs on your machine") */
+  risk: z.string().optional(),
+  /** why Accept will refuse it (leaves the workspace, enters .git) */
+  refusal: z.string().optional(),
+  /** a kind the five above do not say, e.g. "symlink replaced by a folder" */
+  label: z.string().optional(),
 });
 export type ChangeView = z.infer<typeof ChangeView>;
 
@@ -74,7 +82,7 @@ export const WebviewToHost = z.discriminatedUnion('type', [
   z.object({ type: z.literal('stopTask'), taskId: z.string() }),
   z.object({ type: z.literal('followUp'), taskId: z.string(), text: z.string().min(1).max(100_000) }),
   z.object({ type: z.literal('openDiff'), taskId: z.string(), path: z.string().min(1).max(8192) }),
-  z.object({ type: z.literal('acceptFile'), taskId: z.string(), path: z.string().min(1).max(8192) }),
+  z.object({ type: z.literal('acceptFile'), taskId: z.string(), path: z.string().min(1).max(8192), sha256: z.string().regex(/^[0-9a-f]{64}$/).optional() }),
   z.object({ type: z.literal('discardFile'), taskId: z.string(), path: z.string().min(1).max(8192) }),
   z.object({ type: z.literal('acceptAll'), taskId: z.string() }),
   z.object({ type: z.literal('discardAll'), taskId: z.string() }),

@@ -7,12 +7,15 @@ import { hostMtime, readHostEntry } from '../changes/apply';
 import type { Change } from '../changes/changeSet';
 import { applyDirectly, DirectRecord, revertDirect, type AppliedEntry } from '../changes/direct';
 import { diffView, isBinary, MAX_DIFF_BYTES } from '../changes/diffView';
+import { displayIsExact, displayName } from '../changes/names';
 import type { GuestVm } from '../guest/guestVm';
 import { Commands } from '../ids';
 import type { ChangeView } from '../protocol/webview';
 import type { Task } from '../session/task';
 
 export const BEFORE_SCHEME = 'cowork-before';
+/** The host's version of a file whose name a file: URI cannot carry exactly (query: the raw path, base64). */
+export const HOST_SCHEME = 'cowork-host';
 
 export interface AppliedState extends vscode.SourceControlResourceState {
   readonly applied: AppliedEntry;
@@ -78,7 +81,7 @@ export class AppliedGroup {
     return {
       applied: e,
       taskId: this.task.info.id,
-      resourceUri: vscode.Uri.joinPath(this.workspace, rel.toString('utf8')),
+      resourceUri: vscode.Uri.joinPath(this.workspace, displayName(rel)),
       contextValue: 'cowork-applied',
       decorations: {
         strikeThrough: kind === 'deleted',
@@ -96,12 +99,14 @@ export class AppliedGroup {
   async openDiff(pathB64: string): Promise<void> {
     const e = (await this.record).get(pathB64);
     if (!e) return;
-    const display = Buffer.from(pathB64, 'base64').toString('utf8');
+    const display = displayName(Buffer.from(pathB64, 'base64'));
     const kind = await this.kindOf(e);
     const before = vscode.Uri.from({ scheme: BEFORE_SCHEME, path: `/${this.task.info.id}/${display}`, query: pathB64 });
     const empty = vscode.Uri.from({ scheme: 'cowork-empty', path: `/${display}` });
     const left = kind === 'added' ? empty : before;
-    const right = kind === 'deleted' ? empty : vscode.Uri.joinPath(this.workspace, display);
+    const rel = Buffer.from(pathB64, 'base64');
+    const now = displayIsExact(rel) ? vscode.Uri.joinPath(this.workspace, rel.toString('utf8')) : vscode.Uri.from({ scheme: HOST_SCHEME, path: `/${this.task.info.id}/${display}`, query: pathB64 });
+    const right = kind === 'deleted' ? empty : now;
     await vscode.commands.executeCommand('vscode.diff', left, right, `${display} (Cowork: ${kind} directly)`, { preview: true });
   }
 
@@ -127,7 +132,7 @@ export class AppliedGroup {
       record.all().map(async (e) => {
         const now = await this.now(e);
         const kind: Kind = e.before === null ? 'added' : now ? 'modified' : 'deleted';
-        const base = { path: e.path, display: Buffer.from(e.path, 'base64').toString('utf8'), kind, conflicted: false, applied: true };
+        const base = { path: e.path, display: displayName(Buffer.from(e.path, 'base64')), kind, conflicted: false, applied: true };
         return diffView(base, await record.before(e), now);
       }),
     );

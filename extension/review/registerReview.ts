@@ -5,7 +5,8 @@ import type { Change } from '../changes/changeSet';
 import { Commands } from '../ids';
 import type { Task } from '../session/task';
 import { BEFORE_SCHEME, type AppliedState } from './appliedGroup';
-import { EMPTY_SCHEME, PROPOSED_SCHEME, ReviewController, type ChangeState } from './reviewController';
+import { displayName } from '../changes/names';
+import { EMPTY_SCHEME, HOST_SCHEME, PROPOSED_SCHEME, ReviewController, type ChangeState } from './reviewController';
 
 export interface ReviewDeps {
   readonly log: vscode.LogOutputChannel;
@@ -77,6 +78,14 @@ export function registerReview(deps: ReviewDeps, reviews: Reviews): vscode.Dispo
   return [
     vscode.workspace.registerTextDocumentContentProvider(PROPOSED_SCHEME, proposed),
     vscode.workspace.registerTextDocumentContentProvider(EMPTY_SCHEME, { provideTextDocumentContent: () => '' }),
+    // the host side of a diff for a name a file: URI cannot carry: read by the raw path in the query
+    vscode.workspace.registerTextDocumentContentProvider(HOST_SCHEME, {
+      provideTextDocumentContent: async (uri) => {
+        const c = reviews.get(uri.path.split('/')[1] ?? '');
+        if (!c) return '(this task is not loaded)';
+        return c.hostText(uri.query).catch((err: unknown) => `(cannot read your version: ${err instanceof Error ? err.message : String(err)})`);
+      },
+    }),
     vscode.workspace.registerTextDocumentContentProvider(BEFORE_SCHEME, {
       provideTextDocumentContent: async (uri) => {
         const direct = reviews.get(uri.path.split('/')[1] ?? '')?.direct;
@@ -93,14 +102,14 @@ export function registerReview(deps: ReviewDeps, reviews: Reviews): vscode.Dispo
       const states = args.flat().filter((a): a is Pick<AppliedState, 'applied' | 'taskId'> => typeof a === 'object' && a !== null && 'applied' in a && 'taskId' in a);
       const c = states[0] ? reviews.get(states[0].taskId) : undefined;
       if (!c?.direct || !states.length) return;
-      const names = states.map((s) => Buffer.from(s.applied.path, 'base64').toString('utf8'));
+      const names = states.map((s) => displayName(Buffer.from(s.applied.path, 'base64')));
       const ok = await vscode.window.showWarningMessage(`Revert ${names.length === 1 ? names[0]! : `${names.length} files`} to your version from before the task? The agent's change leaves your folder and its view.`, { modal: true }, 'Revert');
       if (!ok) return;
       for (const s of states) {
         try {
           await c.direct.revert(s.applied.path);
         } catch (err) {
-          void vscode.window.showWarningMessage(`Cowork: cannot revert ${Buffer.from(s.applied.path, 'base64').toString('utf8')}: ${err instanceof Error ? err.message : String(err)}`);
+          void vscode.window.showWarningMessage(`Cowork: cannot revert ${displayName(Buffer.from(s.applied.path, 'base64'))}: ${err instanceof Error ? err.message : String(err)}`);
         }
       }
       await c.refresh();

@@ -8,7 +8,8 @@ import { highlight, languageForFile } from './highlight';
 
 export interface ChangeActions {
   openDiff(path: string): void;
-  accept(path: string): void;
+  /** `sha256`: the version the row showed (the host refuses to write any other) */
+  accept(path: string, sha256?: string): void;
   /** discard a proposed change, or (direct mode) revert an applied one */
   discard(path: string): void;
   acceptAll(): void;
@@ -68,19 +69,30 @@ export class ChangesView {
   }
 
   private file(file: ChangeView, few: boolean, act: ChangeActions): HTMLElement {
-    const det = el('details', `file-diff kind-${file.kind}${file.conflicted ? ' conflicted' : ''}`);
+    const det = el('details', `file-diff kind-${file.kind}${file.conflicted ? ' conflicted' : ''}${file.risk ? ' runs-on-host' : ''}`);
     det.dataset.path = file.display;
     const head = el('summary');
-    const icon = file.conflicted ? 'warning' : file.kind === 'added' ? 'diff-added' : file.kind === 'deleted' ? 'diff-removed' : 'diff-modified';
+    const icon = file.refusal ? 'error' : file.risk || file.conflicted ? 'warning' : file.kind === 'added' ? 'diff-added' : file.kind === 'deleted' ? 'diff-removed' : 'diff-modified';
     head.append(el('span', `codicon codicon-${icon}`), el('span', 'file-name', file.display));
     if (file.added || file.removed) head.append(el('span', 'added', `+${file.added}`), el('span', 'removed', `−${file.removed}`));
+    if (file.label) head.append(el('span', 'badge label', file.label));
     if (file.conflicted) head.append(el('span', 'badge conflict', 'conflict'));
+    if (file.risk) {
+      const badge = el('span', 'badge runs-on-host', 'runs on your machine');
+      badge.title = `${file.risk}. Accepting it asks you to confirm by name.`;
+      head.append(badge);
+    }
+    if (file.refusal) {
+      const badge = el('span', 'badge refused', 'will be refused');
+      badge.title = file.refusal;
+      head.append(badge);
+    }
     const openDiff = iconButton('diff', `Open Diff: ${file.display}`, () => act.openDiff(file.path));
     head.append(
       file.applied
         ? // direct mode: already in the folder; Revert puts the person's version back
           inert(openDiff, iconButton('discard', `Revert ${file.display} to your version`, () => act.discard(file.path)))
-        : inert(openDiff, iconButton('check', `Accept ${file.display}`, () => act.accept(file.path)), iconButton('discard', `Discard ${file.display}`, () => act.discard(file.path))),
+        : inert(openDiff, iconButton('check', `Accept ${file.display}`, () => act.accept(file.path, file.sha256)), iconButton('discard', `Discard ${file.display}`, () => act.discard(file.path))),
     );
     det.append(head, file.note ? el('p', 'muted note', file.note) : diffBody(file));
     det.open = this.open.get(file.path) ?? (few && !file.note);
