@@ -271,6 +271,7 @@ window.addEventListener('message', (event: MessageEvent) => {
       break;
     case 'egress':
       if (msg.taskId === state.selected && !msg.record.allowed) state.blocked.push({ host: msg.record.host, port: msg.record.port, reason: msg.record.reason });
+      if (state.blocked.length > 200) state.blocked.splice(0, state.blocked.length - 200); // the guest decides how many arrive
       break;
     case 'live': {
       if (msg.taskId !== state.selected) return;
