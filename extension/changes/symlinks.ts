@@ -144,7 +144,7 @@ export class VirtualTree {
    * under any mix of accepted and pending changes. `followLast`: follow a link in the last
    * component too (a folder, a link's target), or not (the entry a write replaces).
    */
-  async places(rel: Segs, followLast: boolean, start: { cur: string[]; ok: boolean[] } = { cur: [], ok: [true] }): Promise<string[][]> {
+  async places(rel: Segs, followLast: boolean, start: { cur: string[]; ok: boolean[] } = { cur: [], ok: [true] }, strict = true): Promise<string[][]> {
     const out = new Map<string, string[]>();
     const stack: Branch[] = [{ cur: [...start.cur], ok: [...start.ok], rest: [...rel], links: 0 }];
     let steps = 0;
@@ -161,7 +161,10 @@ export class VirtualTree {
         continue;
       }
       if (seg === '..') {
-        if (b.cur.length === 0) throw new UnsafeLinkError(`Refused ${show(rel)}: through its symlinks it leads out of the workspace.`);
+        if (b.cur.length === 0) {
+          if (!strict) continue;
+          throw new UnsafeLinkError(`Refused ${show(rel)}: through its symlinks it leads out of the workspace.`);
+        }
         stack.push({ cur: b.cur.slice(0, -1), ok: b.ok.slice(0, -1), rest, links: b.links });
         continue;
       }
@@ -172,7 +175,10 @@ export class VirtualTree {
           if (b.links + 1 > MAX_LINK_DEPTH) throw new UnsafeLinkError(`Refused ${show(rel)}: more than ${MAX_LINK_DEPTH} symlinks in a row (a loop?).`);
           const t = node.target.toString('latin1');
           if (t.startsWith('/')) {
-            if (t !== GUEST_WORKSPACE && !t.startsWith(`${GUEST_WORKSPACE}/`)) throw new UnsafeLinkError(`Refused ${show(rel)}: through the symlink ${show(next)} it leads to ${displayName(node.target)}, outside the workspace.`);
+            if (t !== GUEST_WORKSPACE && !t.startsWith(`${GUEST_WORKSPACE}/`)) {
+              if (!strict) continue;
+              throw new UnsafeLinkError(`Refused ${show(rel)}: through the symlink ${show(next)} it leads to ${displayName(node.target)}, outside the workspace.`);
+            }
             stack.push({ cur: [], ok: [true], rest: [...t.slice(GUEST_WORKSPACE.length).split('/'), ...rest], links: b.links + 1 });
           } else stack.push({ cur: b.cur, ok: b.ok, rest: [...t.split('/'), ...rest], links: b.links + 1 });
           continue;
@@ -184,10 +190,14 @@ export class VirtualTree {
     return [...out.values()];
   }
 
-  /** Where writing (or deleting) `rel` can land; refused when a mix leaves the workspace or enters `.git`. */
+  /**
+   * Where writing (or deleting) `rel` can land inside the workspace, under any mix (to judge what
+   * it does there); refused when one is inside `.git`. A mix that leads out through one of the
+   * person's links is not listed: the write itself refuses to follow such a link (apply.ts).
+   */
   async destinations(rel: Buffer): Promise<Buffer[]> {
     const segs = segsOf(rel);
-    const places = await this.places(segs, false);
+    const places = await this.places(segs, false, undefined, false);
     const out = places.map((p) => Buffer.from(p.join('/'), 'latin1'));
     for (const d of out) if (isGitInternal(d)) throw new UnsafeLinkError(`Refused ${displayName(rel)}: through a symlink it would be written to ${displayName(d)}, inside .git.`);
     return out;

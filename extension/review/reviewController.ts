@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import { acceptChanges, applyChange, assess, hostMtime, isConflicted, readHostFile, sha256, STALE_MESSAGE, type Assessment, type ConflictChoice, type RiskyChange } from '../changes/apply';
 import { asText, diffView, isBinary, MAX_DIFF_BYTES, PANEL_DIFF_BYTES } from '../changes/diffView';
 import { applySelectedHunks, type LineRange } from '../changes/hunks';
-import { discardInGuest, readChangeSet, REVIEW_MAX_FILE_BYTES, type Change } from '../changes/changeSet';
+import { changeLabel as labelOf, discardInGuest, readChangeSet, REVIEW_MAX_FILE_BYTES, type Change } from '../changes/changeSet';
 import { displayIsExact } from '../changes/names';
 import { OwnWrites } from '../changes/ownWrites';
 import { prefetch, readProposed } from '../changes/readBatch';
@@ -43,16 +43,6 @@ export function parseProposedQuery(query: string): { pathB64: string; sha256?: s
 /** "N MiB", for placeholders. */
 export function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(bytes < 10 * 1024 * 1024 ? 1 : 0)} MiB`;
-}
-
-/** A change's kind in words, where the five kinds do not say it. */
-export function labelOf(change: Change, all: readonly Change[]): string | undefined {
-  if (change.kind === 'deleted' && change.type === 'symlink') {
-    const prefix = Buffer.concat([change.path, Buffer.from('/')]);
-    if (all.some((c) => c.path.length > prefix.length && c.path.subarray(0, prefix.length).equals(prefix))) return 'symlink replaced by a folder';
-    return 'symlink deleted';
-  }
-  return undefined;
 }
 
 export class ReviewController implements vscode.Disposable {
