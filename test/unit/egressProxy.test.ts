@@ -1,14 +1,17 @@
 // The egress proxy on loopback against local servers: HTTP, CONNECT and SOCKS5, the checks that
 // make each refuse, and the audit records. Names resolve through a test resolver.
 import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import { MemoryAudit } from '../../extension/egress/audit';
+import { BlockedList, DenialCoalescer, JsonlAudit, MemoryAudit, type EgressRecord } from '../../extension/egress/audit';
 import { EgressPolicy } from '../../extension/egress/policy';
 import { EgressProxy, type AskRequest } from '../../extension/egress/proxy';
-import { parseSni } from '../../extension/egress/sniff';
+import { inspectFirstFlight, parseSni } from '../../extension/egress/sniff';
 
 let upstream: http.Server;
 let upPort: number;
@@ -205,5 +208,147 @@ describe('TLS SNI parsing', () => {
     c.on('error', () => undefined);
     assert.equal(parseSni(await first), 'registry.npmjs.org');
     srv.close();
+  });
+});
+
+/** A ClientHello built by hand: extensions as [type, data] pairs, the handshake message cut into records of `recordSize`. */
+function hello(exts: [number, Buffer][], recordSize = 16384): Buffer {
+  const extBytes = Buffer.concat(exts.map(([t, d]) => Buffer.concat([u16(t), u16(d.length), d])));
+  const body = Buffer.concat([Buffer.from([3, 3]), Buffer.alloc(32, 7), Buffer.from([0]), u16(2), u16(0x1301), Buffer.from([1, 0]), u16(extBytes.length), extBytes]);
+  const msg = Buffer.concat([Buffer.from([1, body.length >> 16, (body.length >> 8) & 255, body.length & 255]), body]);
+  const out: Buffer[] = [];
+  for (let i = 0; i < msg.length; i += recordSize) {
+    const part = msg.subarray(i, i + recordSize);
+    out.push(Buffer.from([0x16, 3, 1]), u16(part.length), part);
+  }
+  return Buffer.concat(out);
+}
+function u16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n);
+  return b;
+}
+function patch16(b: Buffer, at: number, v: number): Buffer {
+  const c = Buffer.from(b);
+  c.writeUInt16BE(v, at);
+  return c;
+}
+/** The same one-record hello with `more` appended inside its record. */
+function extend(h: Buffer, more: Buffer): Buffer {
+  const c = Buffer.concat([h, more]);
+  c.writeUInt16BE(h.readUInt16BE(3) + more.length, 3);
+  return c;
+}
+function sniExt(...names: string[]): [number, Buffer] {
+  const list = Buffer.concat(names.map((n) => Buffer.concat([Buffer.from([0]), u16(Buffer.byteLength(n, 'latin1')), Buffer.from(n, 'latin1')])));
+  return [0, Buffer.concat([u16(list.length), list])];
+}
+
+describe('first-flight inspection (inspectFirstFlight)', () => {
+  it('reassembles a ClientHello from many records and reports its SNI only when complete', () => {
+    const h = hello([[10, Buffer.from([0, 2, 0, 29])], sniExt('registry.npmjs.org')], 9);
+    assert.ok(h.length > 100);
+    for (const cut of [1, 4, 5, 6, 14, 50, h.length - 1]) assert.deepEqual(inspectFirstFlight(h.subarray(0, cut)), { kind: 'more' }, `cut at ${cut}`);
+    assert.deepEqual(inspectFirstFlight(h), { kind: 'tls', sni: 'registry.npmjs.org' });
+    assert.deepEqual(inspectFirstFlight(hello([sniExt('A.Example.')])), { kind: 'tls', sni: 'a.example' });
+    assert.deepEqual(inspectFirstFlight(hello([[10, Buffer.from([0, 2, 0, 29])]])), { kind: 'tls', sni: undefined });
+  });
+
+  const refusals: [string, Buffer, RegExp][] = [
+    ['two names in the SNI', hello([sniExt('a.example', 'b.example')]), /more than one/],
+    ['the SNI extension twice', hello([sniExt('a.example'), sniExt('b.example')]), /repeats extension/],
+    ['Encrypted ClientHello', hello([sniExt('public.example'), [0xfe0d, Buffer.alloc(40, 1)]]), /Encrypted ClientHello/],
+    ['an IP address as SNI', hello([sniExt('127.0.0.1')]), /IP address/],
+    ['a NUL in the SNI', hello([sniExt('evil.com\0.npmjs.org')]), /control/],
+    ['an empty SNI list', hello([[0, u16(0)]]), /empty/],
+    ['an extension list longer than the message', patch16(hello([sniExt('a.example')]), 50, 500), /do not fill/],
+    ['an extension longer than its list', patch16(hello([sniExt('a.example')]), 54, 500), /truncated or malformed/],
+    ['an application-data record first', Buffer.from([0x17, 3, 3, 0, 1, 0]), /neither.*0x17/],
+    ['an application-data record inside the ClientHello', Buffer.concat([hello([sniExt('a.example')], 20).subarray(0, 25), Buffer.from([0x17, 3, 3, 0, 1, 0])]), /other than a handshake/],
+    ['more handshake data in the records that carry the ClientHello', extend(hello([sniExt('a.example')]), Buffer.from([1, 0, 0, 0])), /after the ClientHello/],
+    ['a ServerHello instead of a ClientHello', Buffer.from([0x16, 3, 3, 0, 4, 2, 0, 0, 0]), /not a ClientHello/],
+    ['a record of length 0', Buffer.from([0x16, 3, 1, 0, 0]), /invalid length/],
+    ['an SSLv2-style hello', Buffer.from([0x80, 0x2e, 1, 3, 1]), /neither/],
+    ['HTTP/2 prior knowledge', Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), /HTTP\/2/],
+    ['no Host header', Buffer.from('GET / HTTP/1.1\r\nAccept: */*\r\n\r\n'), /no Host/],
+    ['two Host headers', Buffer.from('GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'), /more than one Host/],
+    ['an obs-folded header', Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n x: y\r\n\r\n'), /malformed header/],
+    ['a bare LF in a header', Buffer.from('GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n'), /malformed header/],
+    ['a bad request line', Buffer.from('GET /  HTTP/1.1\r\n'), /neither/],
+    ['an SSH banner', Buffer.from('SSH-2.0-OpenSSH_9.2\r\n'), /neither/],
+  ];
+  for (const [what, bytes, reason] of refusals) {
+    it(`refuses ${what}`, () => {
+      const r = inspectFirstFlight(bytes);
+      assert.equal(r.kind, 'refuse', JSON.stringify(r));
+      assert.match(r.kind === 'refuse' ? r.reason : '', reason);
+    });
+  }
+
+  it('refuses a ClientHello that claims to be larger than the limit', () => {
+    const big = Buffer.from([0x16, 3, 1, 0, 4, 1, 0x10, 0, 0]);
+    assert.match((inspectFirstFlight(big) as { reason: string }).reason, /too large/);
+  });
+
+  it('reads an HTTP/1 head, waiting for its end', () => {
+    assert.deepEqual(inspectFirstFlight(Buffer.from('GET /x HTTP/1.1\r\nHost: a.example:8080\r\n')), { kind: 'more' });
+    assert.deepEqual(inspectFirstFlight(Buffer.from('GET /x HTTP/1.1\r\nHost: a.example:8080\r\n\r\nbody')), { kind: 'http', method: 'GET', target: '/x', host: 'a.example:8080' });
+  });
+});
+
+describe('audit log bounds', () => {
+  const rec = (i: number, allowed = false): EgressRecord => ({ time: new Date(1_700_000_000_000 + i).toISOString(), task: 't', via: 'http', host: `h${i % 7}.test`, port: 443, allowed, rule: allowed ? 'allowed:x' : 'default-deny', reason: 'not listed', bytesUp: 0, bytesDown: 0 });
+
+  it('rotates the JSONL file at its cap and keeps the given number of old files', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'cowork-audit-'));
+    try {
+      const log = new JsonlAudit(path.join(dir, 'a.jsonl'), { maxBytes: 4096, keep: 2 });
+      for (let i = 0; i < 2000; i++) log.write(rec(i));
+      void log.close();
+      const files = readdirSync(dir).sort();
+      assert.deepEqual(files, ['a.jsonl', 'a.jsonl.1', 'a.jsonl.2']);
+      for (const f of files) assert.ok(statSync(path.join(dir, f)).size <= 4096, f);
+      const last = readFileSync(path.join(dir, 'a.jsonl'), 'utf8').trim().split('\n').at(-1)!;
+      assert.equal((JSON.parse(last) as EgressRecord).host, `h${1999 % 7}.test`, 'the newest record is in the current file');
+      const again = new JsonlAudit(path.join(dir, 'a.jsonl'), { maxBytes: 4096, keep: 2 });
+      again.write(rec(1));
+      void again.close();
+      assert.ok(statSync(path.join(dir, 'a.jsonl')).size <= 4096, 'a reopened log continues counting from its size');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('coalesces identical denials in a window into one count, passes allowed records at once', () => {
+    let now = 0;
+    const out: EgressRecord[] = [];
+    const c = new DenialCoalescer((r) => out.push(r), 1000, 3, () => now);
+    for (let i = 0; i < 50; i++) c.push({ ...rec(0), time: `t${i}` });
+    c.push(rec(1, true));
+    assert.deepEqual(
+      out.map((r) => [r.time, r.allowed, r.count]),
+      [
+        ['t0', false, undefined],
+        [rec(1).time, true, undefined],
+      ],
+    );
+    now = 1500;
+    c.push(rec(2));
+    assert.deepEqual(out.slice(2).map((r) => [r.time, r.count, r.lastTime]), [['t1', 49, 't49'], [rec(2).time, undefined, undefined]]);
+    // More distinct keys than it holds: the oldest leave (with their counts), memory stays bounded.
+    for (let k = 3; k < 10; k++) for (let i = 0; i < 3; i++) c.push(rec(k));
+    c.flush();
+    const denials = out.filter((r) => !r.allowed);
+    assert.equal(denials.reduce((n, r) => n + (r.count ?? 1), 0), 50 + 1 + 7 * 3);
+  });
+
+  it('keeps the latest 200 blocked requests and the total', () => {
+    const b = new BlockedList();
+    for (let i = 0; i < 1000; i++) b.add(rec(i));
+    b.add({ ...rec(5), count: 41 });
+    b.add(rec(3, true));
+    assert.equal(b.recent.length, 200);
+    assert.equal(b.total, 1041);
+    assert.equal(b.recent.at(-1)!.count, 41);
   });
 });
