@@ -41,6 +41,10 @@ export async function startCodeServer(opts: { vsix?: string; settings: Record<st
   const settings: Record<string, unknown> = { 'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': opts.trust ?? false, 'workbench.tips.enabled': false, 'telemetry.telemetryLevel': 'off', ...opts.settings };
   const settingsFile = path.join(userData, 'User', 'settings.json');
   await writeFile(settingsFile, JSON.stringify(settings, null, 2));
+  // code-server's window is a remote one: "machine"-scoped settings (cowork.vm.*) count only from
+  // the remote machine's settings, not from the user's (VS Code's LOCAL_MACHINE_SCOPES)
+  await mkdir(path.join(userData, 'Machine'), { recursive: true });
+  await writeFile(path.join(userData, 'Machine', 'settings.json'), JSON.stringify(opts.settings, null, 2));
   const env = {
     ...process.env,
     XDG_CONFIG_HOME: path.join(dir, 'config'),
