@@ -253,6 +253,11 @@ export class EgressProxy extends EventEmitter<{ decision: [EgressRecord] }> {
   }
 
   private onClientError(via: 'http', err: Error, socket: Duplex): void {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ECONNRESET' || code === 'EPIPE') {
+      socket.destroy(); // the client went away: nothing was asked for, nothing to record
+      return;
+    }
     const raw = (err as { rawPacket?: unknown }).rawPacket;
     const h2 = Buffer.isBuffer(raw) && raw.toString('latin1').startsWith('PRI * HTTP/2');
     const reason = h2 ? 'HTTP/2 with prior knowledge is not accepted (use HTTP/1.1 or TLS)' : `not an HTTP/1 request (${(err as NodeJS.ErrnoException).code ?? err.message})`;

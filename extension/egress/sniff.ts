@@ -2,7 +2,7 @@
 // TLS ClientHello (reassembled from as many TLS records and TCP writes as it was split into) or an
 // HTTP/1 request head. The proxy checks the SNI / Host it names against the tunnel's host and
 // refuses anything else, anything it cannot parse, and anything larger than FIRST_FLIGHT_MAX_BYTES.
-import { checkHost, splitHostPort } from './hostname';
+import { checkHost, displayHost, splitHostPort } from './hostname';
 
 /** A real ClientHello is 0.5–2 KB (post-quantum key shares included); a request head rarely passes 16 KB. */
 export const FIRST_FLIGHT_MAX_BYTES = 64 * 1024;
@@ -180,7 +180,7 @@ export function parseSni(buf: Buffer): string | undefined {
 /** Whether a Host header (or an authority) names exactly this host and port. */
 export function authorityMatches(authority: string, host: string, port: number, defaultPort: number): { ok: true } | { ok: false; reason: string } {
   const a = splitHostPort(authority, defaultPort);
-  if (!a.ok) return { ok: false, reason: `"${authority}" is not a valid host: ${a.reason}` };
+  if (!a.ok) return { ok: false, reason: `"${displayHost(authority)}" is not a valid host: ${a.reason}` };
   if (a.host !== host || a.port !== port) return { ok: false, reason: `"${a.host}:${a.port}" is not ${host}:${port}` };
   return { ok: true };
 }
