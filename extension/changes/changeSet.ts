@@ -75,6 +75,16 @@ export async function readChangeSet(vm: GuestVm): Promise<ChangeSet> {
   return { changes, problems: raw.errors.map((e) => ({ display: displayName(Buffer.from(e.path, 'base64')), message: e.message })), gitInternal: all.length - changes.length };
 }
 
+/** A change's kind in words, where the five kinds do not say it (a host symlink the agent replaced by a folder). */
+export function changeLabel(change: Change, all: readonly Change[]): string | undefined {
+  if (change.kind === 'deleted' && change.type === 'symlink') {
+    const prefix = Buffer.concat([change.path, Buffer.from('/')]);
+    if (all.some((c) => c.path.length > prefix.length && c.path.subarray(0, prefix.length).equals(prefix))) return 'symlink replaced by a folder';
+    return 'symlink deleted';
+  }
+  return undefined;
+}
+
 /**
  * Makes the guest forget a change: the overlay shows the host's version again. The guest agent
  * removes the entries through descriptors of the upper dir (never `rm -rf` of a path string), so a

@@ -16,7 +16,7 @@ import { applyChange, assess, readHostEntry, type RefusalCode } from './apply';
 import { discardInGuest, REVIEW_MAX_FILE_BYTES, type Change } from './changeSet';
 import { prefetch } from './readBatch';
 import { displayName } from './names';
-import { streamProposed } from './streamProposed';
+import { streamProposed, withHashes } from './streamProposed';
 import { VirtualTree } from './symlinks';
 
 const Entry = z.object({
@@ -38,6 +38,8 @@ export const MAX_BEFORE_BYTES = 64 * 1024 * 1024;
 
 export class DirectRecord {
   private entries = new Map<string, AppliedEntry>();
+  /** hashes of files above the scan's hash cap, taken in the guest (streamProposed.withHashes) */
+  readonly bigHashes = new Map<string, string>();
 
   private constructor(private readonly dir: string) {}
 
@@ -135,6 +137,7 @@ export interface DirectResult {
 export async function applyDirectly(guest: GuestVm, workspace: string, record: DirectRecord, changes: readonly Change[]): Promise<DirectResult> {
   const applied: Change[] = [];
   const refused: DirectResult['refused'] = [];
+  changes = await withHashes(guest, changes, record.bigHashes);
   const tree = new VirtualTree(workspace, changes);
   const todo: { change: Change; a: Awaited<ReturnType<typeof assess>> }[] = [];
   for (const change of changes) {
@@ -168,6 +171,7 @@ export async function applyDirectly(guest: GuestVm, workspace: string, record: D
       },
       a,
     );
+    if (r.outcome === 'refused' && r.code === 'stale') record.bigHashes.delete(change.path.toString('base64'));
     if (r.outcome !== 'refused') {
       applied.push(change);
       record.noteWritten(change.path, r.sha256);

@@ -12,7 +12,7 @@ import { changeLabel as labelOf, discardInGuest, readChangeSet, REVIEW_MAX_FILE_
 import { displayIsExact } from '../changes/names';
 import { OwnWrites } from '../changes/ownWrites';
 import { prefetch, readProposed } from '../changes/readBatch';
-import { streamProposed } from '../changes/streamProposed';
+import { streamProposed, withHashes } from '../changes/streamProposed';
 import { VirtualTree } from '../changes/symlinks';
 import { Commands } from '../ids';
 import type { ChangeView } from '../protocol/webview';
@@ -50,6 +50,8 @@ export class ReviewController implements vscode.Disposable {
   private readonly group: vscode.SourceControlResourceGroup;
   private changes: Change[] = [];
   private assessments = new Map<string, Assessment>();
+  /** hashes of files above the scan's hash cap, taken in the guest (path → "size:sha256") */
+  private readonly bigHashes = new Map<string, string>();
   private refreshing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly emitter = new vscode.EventEmitter<number>();
@@ -105,11 +107,15 @@ export class ReviewController implements vscode.Disposable {
     this.refreshing ??= (async () => {
       try {
         await this.ownWrites.load();
+        // a VM that stopped unexpectedly waits for the person's Restart (or follow-up); the last scan stays shown
+        if (this.task.vm.lost) return;
         const guest = await this.task.guest();
         const cs = await readChangeSet(guest);
         for (const p of cs.problems) this.log.warn(`[review] ${p.display}: ${p.message}`);
         if (cs.gitInternal) this.log.info(`[review] ${cs.gitInternal} change(s) inside .git stay in the VM (never offered)`);
-        await this.show(this.applied ? await this.applied.apply(guest, cs.changes) : cs.changes);
+        // files above the scan's hash cap get their hash in the guest, so Accept can check them too
+        const listed = await withHashes(guest, cs.changes, this.bigHashes);
+        await this.show(this.applied ? await this.applied.apply(guest, listed) : listed);
         await this.task.recordScan(this.changes);
       } catch (err) {
         this.log.error(`[review] cannot read the changes of ${this.task.info.id}: ${String(err)}`);
@@ -369,7 +375,10 @@ export class ReviewController implements vscode.Disposable {
     let stale = false;
     for (const r of results) {
       if (r.outcome === 'refused') {
-        stale ||= r.code === 'stale';
+        if (r.code === 'stale') {
+          stale = true;
+          this.bigHashes.delete(r.change.path.toString('base64'));
+        }
         if (r.code === 'runs-on-host' && declined) continue; // the person said no in the dialog: not a refusal to report
         refused.push(r.code === 'unsafe' ? r.reason : `${r.change.display}: ${r.reason}`);
         this.log.warn(`[review] refused ${r.change.display}: ${r.reason}`);
