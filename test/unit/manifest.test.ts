@@ -13,7 +13,9 @@ const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as
   engines: { vscode: string };
   contributes: { commands: { command: string }[]; menus: { commandPalette: { command: string; when: string }[] }; configuration: { properties: Record<string, { description?: string; scope?: string; default?: unknown }> } };
 };
-const registration = ['commands/registerCommands.ts', 'review/registerReview.ts'].map((f) => readFileSync(path.join(root, 'extension', f), 'utf8')).join('\n');
+// commands are registered in extension/commands/ (one file per command group) and by the review
+const commandFiles = readdirSync(path.join(root, 'extension', 'commands')).filter((f) => f.endsWith('.ts')).map((f) => `commands/${f}`);
+const registration = [...commandFiles, 'review/registerReview.ts'].map((f) => readFileSync(path.join(root, 'extension', f), 'utf8')).join('\n');
 
 describe('package.json', () => {
   it('runs in code-server 4.100.3 (VS Code 1.100)', () => {
