@@ -38,6 +38,13 @@ export interface AgentLoopOptions {
   readonly onEvent?: (e: LiveEvent) => void;
   /** after a tool that may have changed files */
   readonly onWrite?: () => void;
+  /**
+   * Awaited after every tool call, before the next tool call or model turn starts. The task scans
+   * the changes of a call that may have written (and in direct mode applies them) here, while
+   * nothing of the agent's runs in the sandbox (a command's cgroup is killed when it ends): the scan
+   * and the reads that feed review never race the next command. A failure is the hook's to report.
+   */
+  readonly afterToolCall?: (call: { readonly name: string; readonly mayWrite: boolean }) => Promise<void>;
 }
 
 export class AgentLoop {
@@ -107,7 +114,9 @@ export class AgentLoop {
         }
         const outcome = await this.runTool(use, signal);
         this.record({ type: 'tool_result', toolUseId: use.id, name: use.name, content: outcome.content, isError: outcome.isError, exitCode: outcome.exitCode, durationMs: outcome.durationMs });
-        if (this.byName.get(use.name)?.mayWrite) this.o.onWrite?.();
+        const mayWrite = this.byName.get(use.name)?.mayWrite ?? false;
+        if (mayWrite) this.o.onWrite?.();
+        await this.o.afterToolCall?.({ name: use.name, mayWrite }).catch(() => undefined);
       }
     }
   }

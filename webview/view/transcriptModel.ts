@@ -1,12 +1,15 @@
 // Folds a task's transcript events and live deltas into what the panel shows: turns of text, tool
 // cards with their results, the plan, errors, totals. Pure (no DOM) so it is unit-tested.
 import type { TranscriptEvent } from '../../extension/protocol/transcript';
+import { appendLive, LIVE_MAX_CHARS, type LiveOutput } from '../../extension/agent/tools/output';
 
 export interface ToolCard {
   readonly id: string;
   readonly name: string;
   readonly input: unknown;
   output: string;
+  /** live output past the limit: head and tail kept (extension/agent/tools/output.ts appendLive) */
+  live?: LiveOutput;
   result?: { content: string; isError: boolean; exitCode?: number | null; durationMs?: number };
   running: boolean;
 }
@@ -106,11 +109,13 @@ export function applyToolStart(view: TaskView, id: string, name: string, input: 
   else addCard(view, { id, name, input, output: '', running: true });
 }
 
-export const MAX_LIVE_OUTPUT = 20_000;
+export const MAX_LIVE_OUTPUT = LIVE_MAX_CHARS;
 export function applyToolOutput(view: TaskView, id: string, chunk: string): void {
   const card = cards(view).get(id);
   if (!card) return;
-  card.output = (card.output + chunk).slice(-MAX_LIVE_OUTPUT);
+  card.live ??= { text: card.output, seen: card.output.length };
+  appendLive(card.live, chunk);
+  card.output = card.live.text;
 }
 
 /** What a tool card's header says: the command, or the editor's action and file. */

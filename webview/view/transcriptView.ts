@@ -15,7 +15,7 @@ function signature(item: Item): string {
     case 'assistant':
       return `${item.live ? 'live' : 'done'}:${item.text.length}`;
     case 'tool':
-      return `${item.card.running}:${item.card.output.length}:${item.card.result ? 'r' : ''}`;
+      return `${item.card.running}:${item.card.live?.seen ?? item.card.output.length}:${item.card.result ? 'r' : ''}`;
     case 'user':
     case 'error':
     case 'stopped':

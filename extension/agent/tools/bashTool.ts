@@ -2,6 +2,7 @@
 // command here runs in a fresh sandbox, so the shell's state that matters (working directory and
 // exported variables) is saved after each command in the task's private tmp and restored before
 // the next. `restart` forgets it.
+import { StringDecoder } from 'node:string_decoder';
 import { z } from 'zod';
 import { describeStream, MAX_TOOL_OUTPUT_CHARS } from './output';
 import { ToolInputError, type AgentTool, type ToolContext, type ToolOutcome } from './types';
@@ -32,13 +33,21 @@ export const bashTool: AgentTool = {
       return { content: 'The shell was restarted (working directory and exported variables reset).', isError: false };
     }
     const command = parsed.data.command ?? '';
+    // a character split across two chunks of output is shown whole, not as two replacement marks
+    const out = new StringDecoder('utf8');
+    const err = new StringDecoder('utf8');
+    const live = (text: string, stream: 'stdout' | 'stderr'): void => {
+      if (text) ctx.onOutput?.(text, stream);
+    };
     const r = await ctx.sandbox.run(wrapCommand(command), {
       signal: ctx.signal,
       timeoutMs: ctx.commandTimeoutMs,
-      onStdout: (c) => ctx.onOutput?.(c.toString('utf8'), 'stdout'),
-      onStderr: (c) => ctx.onOutput?.(c.toString('utf8'), 'stderr'),
+      onStdout: (c) => live(out.write(c), 'stdout'),
+      onStderr: (c) => live(err.write(c), 'stderr'),
       maxOutputBytes: 4 * 1024 * 1024,
     });
+    live(out.end(), 'stdout');
+    live(err.end(), 'stderr');
     const parts = [describeStream('stdout', r.stdout, r.droppedBytes.stdout, MAX_TOOL_OUTPUT_CHARS), describeStream('stderr', r.stderr, r.droppedBytes.stderr, MAX_TOOL_OUTPUT_CHARS / 2)].filter(Boolean);
     let status = '';
     let isError = false;
