@@ -1,41 +1,20 @@
 // Streams one proposed file from the guest's upper dir into an open host file, a chunk per round
 // trip, hashing as it goes: for files above REVIEW_MAX_FILE_BYTES, which review never holds in
-// memory whole. Each chunk is read by a small reader run as root in the guest that opens the path
-// one component at a time with O_NOFOLLOW from the upper dir (a folder the sandbox swapped for a
-// symlink between two chunks makes the read fail, never read elsewhere) and refuses anything but
-// a regular file. The file may change between chunks: the caller compares the hash at the end
-// with the one the person saw and throws the temporary file away on a mismatch.
+// memory whole. Each chunk comes from the guest agent's safe reader (readBatch.ts
+// readProposedRange: component by component with O_NOFOLLOW, regular files only), so a folder the
+// sandbox swaps for a symlink between two chunks makes the read fail, never read elsewhere. The
+// file may change between chunks: the caller compares the hash at the end with the one the person
+// saw and throws the temporary file away on a mismatch. Files above the scan's hash cap are hashed
+// in the guest the same careful way (hashProposed), so their rows carry a hash too.
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import type { GuestVm } from '../guest/guestVm';
-import { checkRelative, UPPER_DIR, type Change } from './changeSet';
+import { checkRelative, REVIEW_MAX_FILE_BYTES, UPPER_DIR, type Change } from './changeSet';
+import { displayName } from './names';
+import { readProposedBatch, readProposedRange } from './readBatch';
 
 /** Bytes per round trip: large enough that the ~0.15 s per exec under emulation stays small. */
 export const STREAM_CHUNK_BYTES = 8 * 1024 * 1024;
-
-const CHUNK_READER = String.raw`
-import os, stat, sys
-rel, off, n = sys.stdin.buffer.read().split(b"\0")[:3]
-off, n = int(off), int(n)
-fd = os.open(b"${UPPER_DIR}", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-parts = rel.split(b"/")
-for p in parts[:-1]:
-    nfd = os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-    os.close(fd)
-    fd = nfd
-f = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
-st = os.fstat(f)
-if not stat.S_ISREG(st.st_mode):
-    sys.stderr.write("not a regular file\n"); sys.exit(3)
-out = sys.stdout.buffer
-while n > 0:
-    b = os.pread(f, min(n, 1 << 20), off)
-    if not b:
-        break
-    out.write(b)
-    off += len(b); n -= len(b)
-out.flush()
-`;
 
 const HASHER = String.raw`
 import hashlib, os, stat, sys
@@ -99,18 +78,24 @@ export async function withHashes(vm: GuestVm, changes: readonly Change[], cache:
 
 /** Writes the proposed `rel` into `fh` from offset 0; returns its sha256 and size as written. */
 export async function streamProposed(vm: GuestVm, rel: Buffer, fh: FileHandle, chunkBytes = STREAM_CHUNK_BYTES): Promise<{ sha256: string; size: number }> {
-  checkRelative(rel);
   const hash = createHash('sha256');
   let at = 0;
   for (;;) {
-    const r = await vm.exec(['/usr/bin/python3', '-I', '-c', CHUNK_READER], { stdin: Buffer.concat([rel, Buffer.from(`\0${at}\0${chunkBytes}`)]), timeoutMs: 300_000, maxOutputBytes: chunkBytes + 1 });
-    if (r.code !== 0) throw new Error(`Reading the proposed file at ${at} bytes failed: ${r.stderr.toString().slice(-300)}`);
-    if (r.stdout.length === 0) break;
-    hash.update(r.stdout);
+    const chunk = await readProposedRange(vm, rel, at, chunkBytes);
+    if (!chunk) throw new Error(`${displayName(rel)} is no longer in the change set.`);
+    if (chunk.length === 0) break;
+    hash.update(chunk);
     let done = 0;
-    while (done < r.stdout.length) done += (await fh.write(r.stdout, done, r.stdout.length - done, at + done)).bytesWritten;
-    at += r.stdout.length;
-    if (r.stdout.length < chunkBytes) break;
+    while (done < chunk.length) done += (await fh.write(chunk, done, chunk.length - done, at + done)).bytesWritten;
+    at += chunk.length;
+    if (chunk.length < chunkBytes) break;
   }
   return { sha256: hash.digest('hex'), size: at };
+}
+
+/** One proposed file read whole, refused above REVIEW_MAX_FILE_BYTES (it may have grown since the scan). */
+export async function readProposedCapped(vm: GuestVm, rel: Buffer): Promise<Buffer> {
+  const [data] = await readProposedBatch(vm, [rel], { maxBytes: REVIEW_MAX_FILE_BYTES });
+  if (!data) throw new Error(`Cannot read the proposed ${displayName(rel)}: it is no longer in the change set.`);
+  return data;
 }

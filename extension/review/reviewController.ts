@@ -12,7 +12,7 @@ import { changeLabel as labelOf, discardInGuest, readChangeSet, REVIEW_MAX_FILE_
 import { displayIsExact } from '../changes/names';
 import { OwnWrites } from '../changes/ownWrites';
 import { prefetch, readProposed } from '../changes/readBatch';
-import { streamProposed, withHashes } from '../changes/streamProposed';
+import { readProposedCapped, streamProposed, withHashes } from '../changes/streamProposed';
 import { VirtualTree } from '../changes/symlinks';
 import { Commands } from '../ids';
 import type { ChangeView } from '../protocol/webview';
@@ -299,7 +299,7 @@ export class ReviewController implements vscode.Disposable {
     if (change.kind !== 'modified') throw new Error(`Only a modified file can be accepted in part; ${change.display} is ${change.kind}. Accept or discard it as a whole.`);
     if ((change.size ?? 0) > REVIEW_MAX_FILE_BYTES) throw new Error(`${change.display} is too large to accept in part: accept or discard it as a whole.`);
     const host = await readHostFile(this.workspace.fsPath, change.path);
-    const agent = await readProposed(await this.task.guest(), change.path);
+    const agent = await readProposedCapped(await this.task.guest(), change.path);
     // the hunks are computed from this read: it must be the version the diff showed
     if (sha256(agent) !== (seen ?? change.sha256)) {
       this.scheduleRefresh(0);
@@ -357,7 +357,7 @@ export class ReviewController implements vscode.Disposable {
       changeSet: this.changes,
       since: this.task.startedAt,
       sinceOf: (c) => this.since(c),
-      readProposed: (rel) => Promise.resolve(cache.get(rel.toString('base64')) ?? readProposed(guest, rel)),
+      readProposed: (rel) => Promise.resolve(cache.get(rel.toString('base64')) ?? readProposedCapped(guest, rel)),
       streamProposed: (rel, fh) => streamProposed(guest, rel, fh),
       onConflict: (c) => askConflict(c),
       confirmRisky: async (risky) => {
