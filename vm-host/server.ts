@@ -197,7 +197,11 @@ export class VmHostServer {
       arch: hostArch(),
       force,
       signal: this.buildAbort.signal,
-      onProcessGroup: (pgid, alive) => (alive ? this.watchdog.guard(-pgid) : this.watchdog.release(-pgid)),
+      onProcessGroup: (pgid, alive) => {
+        if (alive) this.watchdog.guard(-pgid);
+        else this.watchdog.release(-pgid);
+        this.log('debug', `[image] build process group ${pgid} ${alive ? 'started' : 'ended'}`);
+      },
       onProgress: (p) => this.emit({ event: 'image.progress', phase: p.phase, message: p.message, fraction: p.fraction }),
       onLog: (line) => this.log('debug', line),
     });
@@ -240,12 +244,18 @@ export class VmHostServer {
     const tools = await requireTools(qemuTools(qemuBinary));
     await ensureSessionDisk(tools.get('qemu-img')!, p.sessionDisk, p.diskGiB);
     this.checkCancelled(p.vmId);
+    // Under auto, a failed hardware attempt is not reported as the VM's state: the TCG boot follows.
+    const fallbackPossible = p.accelerator === 'auto' && accelerator !== 'tcg';
+    let heldBack: string | undefined;
     try {
-      const info = await this.bootVm(p, image, accelerator, qemuBinary);
+      const info = await this.bootVm(p, image, accelerator, qemuBinary, fallbackPossible ? (error) => (heldBack = error) : undefined);
       if (notice) this.emit({ event: 'vm.notice', vmId: p.vmId, message: notice });
       return notice ? { ...info, notice } : info;
     } catch (err) {
-      if (!(err instanceof VmHostError && err.code === 'accelerator-unusable')) throw err;
+      if (!(err instanceof VmHostError && err.code === 'accelerator-unusable')) {
+        if (heldBack !== undefined) this.emit({ event: 'vm.state', vmId: p.vmId, state: 'failed', detail: heldBack });
+        throw err;
+      }
       if (p.accelerator !== 'auto') throw new VmHostError('accelerator-unusable', unusableMessage(accelerator, err.message), { cause: err });
       notice = fallbackNotice(accelerator, err.message);
       this.log('warn', `[vm] ${notice}`);
@@ -258,7 +268,8 @@ export class VmHostServer {
     }
   }
 
-  private async bootVm(p: VmStartParams, image: GuestImage, accelerator: ResolvedAccelerator, qemuBinary: string): Promise<RequestResult<'vm.start'>> {
+  /** holdBackFailure: a boot failure is handed to it instead of sent as a vm.state event */
+  private async bootVm(p: VmStartParams, image: GuestImage, accelerator: ResolvedAccelerator, qemuBinary: string, holdBackFailure?: (error: string) => void): Promise<RequestResult<'vm.start'>> {
     const { timeoutMs, lastBootMs } = await this.bootTimes.timeoutFor(accelerator);
     let wasReady = false;
     const vm: Vm = new Vm(p, {
@@ -269,7 +280,8 @@ export class VmHostServer {
       watchdog: this.watchdog,
       bootTimeoutMs: timeoutMs,
       onState: (state, detail) => {
-        this.emit({ event: 'vm.state', vmId: p.vmId, state: state.kind, detail: state.kind === 'failed' ? state.error : detail });
+        if (state.kind === 'failed' && !wasReady && holdBackFailure) holdBackFailure(state.error);
+        else this.emit({ event: 'vm.state', vmId: p.vmId, state: state.kind, detail: state.kind === 'failed' ? state.error : detail });
         if (state.kind === 'ready') wasReady = true;
         if (state.kind === 'failed' && wasReady) this.lost(vm, state.error);
       },
@@ -280,6 +292,7 @@ export class VmHostServer {
     this.vms.set(p.vmId, vm);
     this.log('info', `[vm] starting ${p.vmId} with ${accelerator} (${p.cpus} cpus, ${p.memoryMiB} MiB; boot time-out ${Math.round((p.bootTimeoutMs ?? timeoutMs) / 1000)} s${lastBootMs ? `, last boot ${(lastBootMs / 1000).toFixed(1)} s` : ''})`);
     try {
+      this.checkCancelled(p.vmId); // a vm.stop that came while the start was being prepared
       const info = await vm.start();
       await this.bootTimes.record(accelerator, info.bootMs).catch(() => undefined);
       if (accelerator !== 'tcg') await this.verdicts.markUsable(accelerator, image.key, `a VM booted in ${(info.bootMs / 1000).toFixed(1)} s`).catch(() => undefined);

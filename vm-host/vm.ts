@@ -275,8 +275,9 @@ export function exitReason(code: number | null, signal: NodeJS.Signals | null, c
 /** Calls onLine for each complete line of a stream (a partial last line is flushed at the end). */
 function lineSplitter(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
   let rest = '';
-  stream.on('data', (chunk: Buffer) => {
-    rest += chunk.toString('utf8');
+  stream.setEncoding('utf8'); // decodes a multi-byte character split across chunks correctly
+  stream.on('data', (chunk: string) => {
+    rest += chunk;
     const lines = rest.split('\n');
     rest = lines.pop() ?? '';
     for (const l of lines) onLine(l);

@@ -23,12 +23,20 @@ export interface VmHostClientOptions {
   readonly onLog?: (level: string, message: string) => void;
 }
 
+/** Helper error codes after which "Cowork: Check Setup" is the useful next step. */
+const SETUP_CODES = new Set(['missing-tool', 'image-build-failed', 'image-corrupt', 'accelerator-unavailable', 'accelerator-unusable', 'boot-failed', 'boot-timeout']);
+
 export class VmHostRequestError extends GuestError {
   constructor(
     readonly helperCode: string,
     message: string,
   ) {
     super('vm-host', message);
+  }
+
+  /** true when the host's setup is the likely cause: offer Check Setup with the message */
+  get offersCheckSetup(): boolean {
+    return SETUP_CODES.has(this.helperCode);
   }
 }
 
@@ -54,8 +62,11 @@ export class VmHostClient {
     });
     this.child.stdin?.on('error', () => undefined);
     let buf = '';
-    this.child.stdout?.on('data', (chunk: Buffer) => {
-      buf += chunk.toString('utf8');
+    // setEncoding decodes across chunk boundaries: a multi-byte character split between two reads stays whole
+    this.child.stdout?.setEncoding('utf8');
+    this.child.stderr?.setEncoding('utf8');
+    this.child.stdout?.on('data', (chunk: string) => {
+      buf += chunk;
       let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
@@ -63,8 +74,7 @@ export class VmHostClient {
         if (line.trim()) this.onLine(line);
       }
     });
-    this.child.stderr?.on('data', (chunk: Buffer) => {
-      const text = chunk.toString('utf8');
+    this.child.stderr?.on('data', (text: string) => {
       this.stderrTail = (this.stderrTail + text).slice(-4096);
       opts.onLog?.('warn', `[vm-host stderr] ${text.trimEnd()}`);
     });

@@ -1,5 +1,8 @@
-// The helper's promises about processes and bad input: no VM outlives it, whatever way it dies,
-// and each kind of bad request gets an error that says what is wrong.
+// The helper's promises about processes and bad input: no VM outlives it, whatever way it dies
+// (mid-boot, mid-command, stdin closed); a VM that dies on its own (kill -9, guest panic) is
+// unregistered and reported, and its id starts again on the same session disk; two starts of one
+// id cannot both go ahead; each kind of bad request gets an error that says what is wrong.
+// Run under the lock: flock /tmp/cowork-vm.lock node --import tsx --test test/vm/lifecycle.test.ts
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { cp, readFile, writeFile, readdir } from 'node:fs/promises';
@@ -7,37 +10,131 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { defaultCacheDir } from '../../vm-host/image/cacheDir';
-import { isAlive, startHelper, tempDir, vmResources, waitFor } from './harness';
+import type { VmHostClient } from '../../extension/guest/vmHostClient';
+import { GuestVm } from '../../extension/guest/guestVm';
+import type { VmHostEvent } from '../../extension/protocol/vmHost';
+import { isAlive, startHelper, tempDir, testAccelerator, vmResources, waitFor } from './harness';
 
-describe('vm-host lifecycle', () => {
+const BOOT_MS = 300_000;
+
+/** Resolves with the first event that matches, or fails naming what it waited for. */
+function nextEvent<T extends VmHostEvent>(client: VmHostClient, what: string, match: (ev: VmHostEvent) => ev is T, timeoutMs: number): Promise<T>;
+function nextEvent(client: VmHostClient, what: string, match: (ev: VmHostEvent) => boolean, timeoutMs: number): Promise<VmHostEvent>;
+function nextEvent(client: VmHostClient, what: string, match: (ev: VmHostEvent) => boolean, timeoutMs: number): Promise<VmHostEvent> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      sub.dispose();
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+    }, timeoutMs);
+    const sub = client.onEvent((ev) => {
+      if (!match(ev)) return;
+      clearTimeout(timer);
+      sub.dispose();
+      resolve(ev);
+    });
+  });
+}
+
+async function mustDie(pid: number, what: string, timeoutMs = 10_000): Promise<void> {
+  assert.ok(await waitFor(() => !isAlive(pid), timeoutMs), `${what} (pid ${pid}) is still alive ${timeoutMs} ms later`);
+}
+
+describe('vm-host lifecycle', { timeout: 1_800_000 }, () => {
   let ws: Awaited<ReturnType<typeof tempDir>>;
   let sessions: Awaited<ReturnType<typeof tempDir>>;
   before(async () => {
     ws = await tempDir('ws');
     sessions = await tempDir('sessions');
-  });
+  }, { timeout: 30_000 });
   after(async () => {
     await ws.dispose();
     await sessions.dispose();
   });
 
   const start = (client: ReturnType<typeof startHelper>, vmId: string) =>
-    client.request('vm.start', { vmId, workspace: ws.dir, sessionDisk: path.join(sessions.dir, `${vmId}.qcow2`), accelerator: 'auto', ...vmResources() });
+    client.request('vm.start', { vmId, workspace: ws.dir, sessionDisk: path.join(sessions.dir, `${vmId}.qcow2`), accelerator: testAccelerator(), ...vmResources() });
 
-  it('SIGKILL of the helper leaves no QEMU behind', async () => {
+  it('SIGKILL of the helper mid-command leaves no QEMU behind', { timeout: BOOT_MS + 60_000 }, async () => {
     const client = startHelper();
-    await start(client, 'killed');
+    const info = await start(client, 'killed');
+    const guest = await GuestVm.attach(client, info);
     const { vms } = await client.request('vm.list', {});
     const qemuPid = vms[0]?.pid;
     assert.ok(qemuPid && isAlive(qemuPid), 'QEMU runs');
+    // a command is running in the guest when the helper dies
+    const running = guest.sh('echo started; sleep 300', { timeoutMs: 400_000 }).catch((err: unknown) => err);
+    assert.equal((await guest.sh('pgrep -x sleep >/dev/null && echo yes', { timeoutMs: 30_000 })).stdout.toString().trim(), 'yes', 'the command runs');
     process.kill(client.pid!, 'SIGKILL');
     await client.exited;
-    assert.ok(await waitFor(() => !isAlive(qemuPid), 10_000), `QEMU ${qemuPid} must die with the helper`);
+    await mustDie(qemuPid, 'QEMU after the helper was SIGKILLed mid-command');
+    guest.connection.close();
+    await running;
     const leftovers = (await readdir(os.tmpdir())).filter((n) => n.startsWith('cowork-vm-killed-'));
     assert.deepEqual(leftovers, [], 'the runtime dir (keys) is removed too');
   });
 
-  it('closing the helper stdin shuts the VM down within a bounded time', async () => {
+  it('SIGKILL of the helper mid-boot leaves no QEMU behind', { timeout: BOOT_MS + 60_000 }, async () => {
+    const client = startHelper();
+    const booting = nextEvent(client, 'the first boot step of midboot', (ev) => ev.event === 'vm.progress' && ev.vmId === 'midboot', BOOT_MS);
+    const started = start(client, 'midboot').catch((err: unknown) => err);
+    const step = await booting;
+    assert.equal(step.event === 'vm.progress' && step.step, 'kernel', 'the first step reported is the kernel');
+    const { vms } = await client.request('vm.list', {});
+    const vm = vms.find((v) => v.vmId === 'midboot');
+    assert.equal(vm?.state, 'booting');
+    const qemuPid = vm.pid!;
+    assert.ok(isAlive(qemuPid));
+    process.kill(client.pid!, 'SIGKILL');
+    await client.exited;
+    await mustDie(qemuPid, 'QEMU after the helper was SIGKILLed mid-boot');
+    assert.ok((await started) instanceof Error, 'the start fails');
+    const leftovers = (await readdir(os.tmpdir())).filter((n) => n.startsWith('cowork-vm-midboot-'));
+    assert.deepEqual(leftovers, [], 'the runtime dir (keys) is removed too');
+  });
+
+  it('a VM that dies while ready (kill -9, guest panic) is unregistered and reported, and its id starts again on the same session disk; concurrent starts of one id cannot both go ahead', { timeout: 3 * BOOT_MS + 120_000 }, async () => {
+    const client = startHelper();
+    const vmId = 'phoenix';
+    try {
+      // two starts of one id: the second is refused at once, not after a boot
+      const first = start(client, vmId);
+      const t0 = Date.now();
+      await assert.rejects(start(client, vmId), (e: Error & { helperCode?: string }) => e.helperCode === 'vm-exists' && /phoenix is already (starting|running)/.test(e.message));
+      assert.ok(Date.now() - t0 < 5_000, `the second start was refused after ${Date.now() - t0} ms`);
+      let guest = await GuestVm.attach(client, await first);
+      await guest.sh('echo kept > /workspace/kept.txt && sync', { timeoutMs: 60_000 });
+
+      // 1. QEMU killed
+      let pid = (await client.request('vm.list', {})).vms.find((v) => v.vmId === vmId)!.pid!;
+      let failed = nextEvent(client, `vm.state failed of ${vmId} after kill -9`, (ev) => ev.event === 'vm.state' && ev.vmId === vmId && ev.state === 'failed', 30_000);
+      process.kill(pid, 'SIGKILL');
+      let ev = await failed;
+      assert.match(ev.event === 'vm.state' ? (ev.detail ?? '') : '', /QEMU was killed by SIGKILL/);
+      guest.connection.close();
+      assert.ok(await waitFor(async () => !(await client.request('vm.list', {})).vms.some((v) => v.vmId === vmId), 10_000), 'the dead VM is unregistered');
+
+      // restart: same id, same session disk, the change is still there
+      guest = await GuestVm.attach(client, await start(client, vmId));
+      assert.equal((await guest.sh('cat /workspace/kept.txt', { timeoutMs: 30_000 })).stdout.toString(), 'kept\n', 'the session disk kept the change');
+
+      // 2. guest kernel panic
+      pid = (await client.request('vm.list', {})).vms.find((v) => v.vmId === vmId)!.pid!;
+      failed = nextEvent(client, `vm.state failed of ${vmId} after a guest panic`, (e) => e.event === 'vm.state' && e.vmId === vmId && e.state === 'failed', 60_000);
+      void guest.sh('echo c > /proc/sysrq-trigger', { timeoutMs: 10_000 }).catch(() => undefined);
+      ev = await failed;
+      assert.match(ev.event === 'vm.state' ? (ev.detail ?? '') : '', /guest kernel panicked/);
+      guest.connection.close();
+      await mustDie(pid, 'QEMU of the panicked guest');
+      assert.ok(await waitFor(async () => !(await client.request('vm.list', {})).vms.some((v) => v.vmId === vmId), 10_000), 'the panicked VM is unregistered');
+      guest = await GuestVm.attach(client, await start(client, vmId));
+      assert.equal((await guest.sh('cat /workspace/kept.txt', { timeoutMs: 30_000 })).stdout.toString(), 'kept\n');
+      await guest.stop();
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('closing the helper stdin shuts the VM down within a bounded time', { timeout: BOOT_MS + 60_000 }, async () => {
     const client = startHelper();
     await start(client, 'eof');
     const { vms } = await client.request('vm.list', {});
@@ -51,7 +148,7 @@ describe('vm-host lifecycle', () => {
     assert.ok(elapsed < 10_000, `shutdown took ${elapsed} ms`);
   });
 
-  it('refuses bad input with errors that say what to do', async () => {
+  it('refuses bad input with errors that say what to do', { timeout: 120_000 }, async () => {
     const client = startHelper();
     try {
       const base = { vmId: 'bad', workspace: ws.dir, sessionDisk: path.join(sessions.dir, 'bad.qcow2'), accelerator: 'auto' as const, ...vmResources() };
@@ -70,7 +167,7 @@ describe('vm-host lifecycle', () => {
     }
   });
 
-  it('detects a corrupt cached image, rebuilds what it can, and names the missing tool otherwise', async () => {
+  it('detects a corrupt cached image, rebuilds what it can, and names the missing tool otherwise', { timeout: 300_000 }, async () => {
     const cache = await tempDir('cache');
     try {
       await cp(path.join(defaultCacheDir(), 'images'), path.join(cache.dir, 'images'), { recursive: true });
