@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FrameLocator, Page } from 'playwright-core';
 import { demoConversation } from '../support/demoConversation';
-import { say, ScriptedModel, toolUse } from '../support/scriptedModel';
+import { say, ScriptedModel, text, toolUse } from '../support/scriptedModel';
 import { E2E_API_KEY, launchBrowser, packageVsix, panelFrame, runCommand, screenshot, SCREENSHOTS, selectTheme, startCodeServer, type CodeServer } from './harness';
 
 let model: ScriptedModel;
@@ -146,7 +146,7 @@ describe('the user journey in a real VS Code', () => {
     await screenshot(page, '06-stopped');
     assert.equal(await panel.locator('details.tool pre.output', { hasText: /^never|\nnever/ }).count(), 0);
 
-    model.play(say(toolUse('bash', { command: 'a=$(cat /tmp/alive); sleep 2; b=$(cat /tmp/alive); [ -n "$a" ] && [ "$a" = "$b" ] && echo loop-gone-after-stop || echo "loop-still-alive $a $b"' })), say('Checked.'));
+    model.play(say(toolUse('bash', { command: 'a=$(cat /tmp/alive); sleep 2; b=$(cat /tmp/alive); [ -n "$a" ] && [ "$a" = "$b" ] && echo loop-gone-after-stop || echo "loop-still-alive $a $b"' })), say(text('Checked.')));
     await panel.locator('#follow-up textarea').fill('Is it still running?');
     await panel.locator('#send-follow-up').click();
     const verdict = panel.locator('details.tool pre.output', { hasText: /loop-gone-after-stop|loop-still-alive/ }).first();
