@@ -187,7 +187,12 @@ describe('review: accept and discard', () => {
   it('accepts all the rest: the host tree ends byte-for-byte as the agent left it', async () => {
     const cs = await readChangeSet(vm);
     const results = [];
-    for (const c of cs.changes) if (!['evil-abs', 'evil-rel', 'outlink', 'outlink/x', 'conflict.txt', 'modify.txt'].includes(c.display)) results.push(await apply(c));
+    // mode.sh becomes executable: it runs on the host, so it is written only once confirmed by name
+    const modeSh = find(cs, 'mode.sh')!;
+    const unconfirmed = await apply(modeSh);
+    assert.equal(unconfirmed.outcome === 'refused' && unconfirmed.code, 'runs-on-host');
+    results.push(await applyChange(modeSh, { workspace: ws, since: startedAt, readProposed: (rel) => readProposed(vm, rel), confirmed: new Set([modeSh.path.toString('base64')]) }));
+    for (const c of cs.changes) if (!['evil-abs', 'evil-rel', 'outlink', 'outlink/x', 'conflict.txt', 'modify.txt', 'mode.sh'].includes(c.display)) results.push(await apply(c));
     assert.deepEqual(results.filter((r) => r.outcome !== 'applied').map((r) => r.change.display), []);
     const host = await snapshot(ws);
     assert.equal(host.get('rename-to.txt')?.split(' ')[0], createHash('sha256').update('moving\n').digest('hex'));
