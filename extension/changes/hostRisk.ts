@@ -115,6 +115,16 @@ export function hostRisk(change: RiskInput, hostMode?: number): string | undefin
   if (change.kind === 'deleted') return undefined;
   const byPath = riskOfPath(change.path);
   if (byPath) return byPath;
+  if (change.kind === 'symlink') {
+    // a link in place of such a folder (".vscode -> elsewhere") makes every file it leads to one of them
+    const segs = segments(change.path);
+    for (const [dir, why] of RISKY_DIRS) {
+      for (let k = 1; k <= dir.length; k++) {
+        const tail = segs.slice(-k);
+        if (tail.length === k && tail.every((t, j) => isName(t, dir[j]!))) return `a link in place of a folder: ${why}`;
+      }
+    }
+  }
   if (change.kind !== 'symlink' && change.mode !== undefined && (change.mode & 0o111) !== 0 && (hostMode === undefined || (hostMode & 0o111) === 0)) return 'becomes executable';
   return undefined;
 }

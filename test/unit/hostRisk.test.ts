@@ -29,6 +29,9 @@ describe('hostRisk: paths that run code on the host', () => {
     assert.equal(hostRisk({ path: Buffer.from('build.sh'), kind: 'modified', mode: 0o755 }, 0o755), undefined);
     assert.equal(hostRisk(file('notes.txt')), undefined);
     assert.equal(hostRisk({ path: Buffer.from('.envrc'), kind: 'deleted' }), undefined, 'a deletion runs nothing');
+    assert.match(hostRisk({ path: Buffer.from('.vscode'), kind: 'symlink', target: Buffer.from('evil') } as never) ?? '', /link in place of a folder/);
+    assert.match(hostRisk({ path: Buffer.from('sub/.github'), kind: 'symlink' }) ?? '', /link in place of a folder/);
+    assert.equal(hostRisk({ path: Buffer.from('docs'), kind: 'symlink' }), undefined);
   });
 
   it('masks modes to 0777 & ~umask: no setuid, setgid or sticky bit', () => {
