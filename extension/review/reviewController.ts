@@ -71,7 +71,7 @@ export class ReviewController implements vscode.Disposable {
   ) {
     this.sc = vscode.scm.createSourceControl(`cowork-${task.info.id}`, `Cowork: ${task.info.title}`, workspace);
     this.sc.inputBox.visible = false;
-    this.group = this.sc.createResourceGroup('proposed', task.info.mode === 'direct' ? 'Not applied (refused)' : 'Proposed changes');
+    this.group = this.sc.createResourceGroup('proposed', task.info.mode === 'direct' ? 'Not applied (refused, or waiting for you to accept)' : 'Proposed changes');
     this.group.hideWhenEmpty = task.info.mode === 'direct';
     // direct mode: changes go to the workspace at once, and this group keeps the record
     this.applied = task.info.mode === 'direct' ? new AppliedGroup(task, workspace, this.sc, log) : undefined;
