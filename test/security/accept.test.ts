@@ -274,7 +274,7 @@ describe('security: what Accept and direct mode write to the host', { timeout: 1
       assert.ok(!names.some((n) => n.equals(Buffer.from('caf\uFFFD.txt'))), 'not under a name rebuilt from the display');
     });
     await guarded('rlo-name-shown-escaped-and-written-raw', async () => {
-      await agent(`printf rlo > $'invoice\\u202etxt.exe'`);
+      await agent(`printf rlo > $'invoice\\xe2\\x80\\xaetxt.exe'`);
       const cs = await scan();
       const c = byName(cs, rlo);
       assert.equal(c.display, 'invoice\\u202Etxt.exe', 'the override is visible');
