@@ -14,6 +14,8 @@
 // is_hfs_dotgit list), and trailing dots and spaces (Windows). A Windows 8.3 short name of a
 // protected name ("GIT~1", "VSCODE~1") counts as that name.
 
+import { readFileSync } from 'node:fs';
+
 /** File names that are risky in any folder. */
 const RISKY_NAMES: ReadonlyMap<string, string> = new Map([
   ['.gitconfig', 'git configuration (can run commands through aliases, core.fsmonitor, core.sshCommand…)'],
@@ -129,10 +131,19 @@ export function hostRisk(change: RiskInput, hostMode?: number): string | undefin
   return undefined;
 }
 
-/** The process's umask, read without changing it for long (process.umask() with no argument is deprecated). */
+/**
+ * The process's umask, read without changing it where the system says it (Linux: /proc/self/
+ * status); elsewhere set and put straight back (process.umask() without an argument is deprecated,
+ * and there is no await in between for anything else to run).
+ */
 export function currentUmask(): number {
-  // process.umask(mask) sets and returns the old one; set it straight back (no await in between)
-  const old = process.umask(0o022);
+  try {
+    const m = /^Umask:\s*([0-7]+)$/mu.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return parseInt(m[1]!, 8) & 0o777;
+  } catch {
+    // not Linux
+  }
+  const old = process.umask(0o077);
   process.umask(old);
   return old & 0o777;
 }
