@@ -41,6 +41,7 @@ export interface TaskDeps {
 export const VM_LOST_PREFIX = 'The VM stopped unexpectedly';
 export const RESTART_ACTION = 'Restart it with "Cowork: Restart Task VM" (or send a follow-up, which restarts it); its session disk keeps the changes.';
 export const RESTART_NOTE = '[Cowork: the VM stopped unexpectedly and was restarted on the same session disk. Processes that were running and files outside /workspace are gone; the files in /workspace are as they were when it stopped. Check before relying on earlier results.]';
+export const INTERRUPTED_MESSAGE = 'This turn was interrupted: the window closed or VS Code\'s extension host stopped while it ran. Nothing in /workspace was lost; a command that was running did not finish.';
 export const QUEUED_REFUSAL = 'This task is waiting for a free slot (cowork.maxParallelTasks) and has not started: a follow-up cannot be added yet. Wait for it to start, or stop it.';
 
 export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; wrote: []; scan: [PersistedScan] }> {
@@ -71,6 +72,12 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
     const transcript = await TranscriptStore.open(path.join(dir, 'transcript.jsonl'), report);
     const task = new Task(info, transcript, deps);
     if (transcript.all.length > 0) task.stateValue = 'idle';
+    // a turn that never ended: the window closed, or the extension host died, in the middle of it
+    const last = transcript.all.at(-1);
+    if (last && !['done', 'stopped', 'error'].includes(last.type)) {
+      transcript.append({ type: 'error', message: INTERRUPTED_MESSAGE, action: 'Continue the task with a follow-up.' });
+      await transcript.flush();
+    }
     task.lastScanValue = await readJsonState(path.join(dir, 'last-scan.json'), (v) => LastScan.parse(v), report);
     return task;
   }
