@@ -237,6 +237,41 @@ describe('the agent loop', () => {
     assert.deepEqual((msgs.at(-1)!.content as { text?: string }[]).map((b) => b.text), ['follow-up']);
   });
 
+  it('editor: insert after the last line keeps the final newline, a symlink is edited through (never replaced), no temp file, create checks before making folders', { timeout: 120_000 }, async () => {
+    const start = model.requests.length;
+    model.play(
+      say(
+        toolUse('str_replace_based_edit_tool', { command: 'create', path: '/workspace/ed.txt', file_text: 'a\nb\n' }, 'e1'),
+        toolUse('str_replace_based_edit_tool', { command: 'insert', path: '/workspace/ed.txt', insert_line: 2, insert_text: 'c' }, 'e2'),
+        toolUse('bash', { command: 'ln -s ed.txt edlink && ln -s /tmp tmplink' }, 'e3'),
+        toolUse('str_replace_based_edit_tool', { command: 'str_replace', path: '/workspace/edlink', old_str: 'a', new_str: 'A' }, 'e4'),
+        toolUse('str_replace_based_edit_tool', { command: 'create', path: '/workspace/tmplink/made-by-create/x.txt', file_text: 'x' }, 'e5'),
+      ),
+      say(text('ok')),
+    );
+    const { loop } = await newLoop();
+    assert.equal(await loop.send('edit', new AbortController().signal), 'done');
+    const byId = Object.fromEntries(toolResults(model.requests[start + 1]!).map((r) => [r.tool_use_id ?? '', r] as const));
+    for (const id of ['e1', 'e2', 'e3', 'e4']) assert.equal(byId[id]!.is_error, false, `${id}: ${byId[id]!.content}`);
+    assert.equal(byId.e5!.is_error, true);
+    assert.match(byId.e5!.content!, /outside \/workspace/);
+    const r = await vm.sh('cd /workspace && od -c ed.txt | head -2; stat -c %F edlink; ls -A | grep -c cowork-tmp; ls -d /session/tmp/made-by-create 2>&1 || true');
+    const out = r.stdout.toString();
+    assert.match(out, /A {2}\\n {3}b {2}\\n {3}c {2}\\n/, `the file is "A\\nb\\nc\\n": ${out}`);
+    assert.match(out, /symbolic link/, 'the link is still a link');
+    assert.match(out, /^0$/m, 'no temporary file left in /workspace');
+    assert.match(out, /No such file/, 'create made no folder outside /workspace');
+  });
+
+  it('decodes a multi-byte character split across two output chunks whole', { timeout: 60_000 }, async () => {
+    model.play(say(toolUse('bash', { command: "printf 'caf\\xc3'; sleep 0.5; printf '\\xa9 ok\\n'" }, 'u1')), say(text('ok')));
+    const chunks: string[] = [];
+    const { loop } = await newLoop({ onEvent: (e) => e.type === 'tool_output' && chunks.push(e.chunk) });
+    assert.equal(await loop.send('utf8', new AbortController().signal), 'done');
+    assert.ok(chunks.length >= 2, `the output came in ${chunks.length} chunk(s)`);
+    assert.equal(chunks.join(''), 'café ok\n');
+  });
+
   it('never lets the API key into the guest', async () => {
     const r = await vm.sh(`grep -rIs "${API_KEY}" /proc/[0-9]*/environ /etc /run /tmp /session/tmp /workspace 2>/dev/null | head -1; tr '\\0' '\\n' < /proc/1/environ | grep -c ANTHROPIC || true`);
     assert.equal(r.stdout.toString().trim(), '0');
