@@ -27,8 +27,7 @@ for p in parts[:-1]:
     fd = nfd
 f = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
 if not stat.S_ISREG(os.fstat(f).st_mode):
-    sys.stderr.write("not a regular file
-"); sys.exit(3)
+    sys.stderr.write("not a regular file\n"); sys.exit(3)
 h, n = hashlib.sha256(), 0
 while True:
     b = os.read(f, 1 << 20)
