@@ -135,7 +135,8 @@ export class WorkspaceVm {
         if (ev.event === 'image.progress' && this.status.state === 'booting') this.setStatus({ ...this.status, imageProgress: { phase: ev.phase, message: ev.message, fraction: ev.fraction } });
         else if (ev.event === 'vm.state' && ev.vmId === this.vmId) {
           if ((ev.state === 'failed' || ev.state === 'stopped') && this.guest && !this.stopping) this.markLost(ev.detail ?? `it is ${ev.state}`);
-          else this.setStatus({ ...this.status, state: ev.state, detail: ev.detail });
+          // booted is not ready yet: start() says ready once SSH and the egress proxy are up too
+          else if (!(ev.state === 'ready' && this.starting)) this.setStatus({ ...this.status, state: ev.state, detail: ev.detail });
         }
       }),
       this.opts.helper.onExit((err) => {
