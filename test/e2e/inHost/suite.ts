@@ -181,6 +181,37 @@ export function registerSuite(): void {
         await settingsAttempt('workspace-tokenBudget', () => assert.equal(settings['agent.tokenBudget'], 2_000_000));
       });
 
+      it('egress in a real VM: the proxy refuses the workspace\'s allowed host and keeps every denied one', async () => {
+        const hosts = ['evil.test', 'extra.test', 'user-denied.test'];
+        const r = await vscode.commands.executeCommand<{ code: number | null; output: string }>('cowork.internal.runInVm', hosts.map((h) => `curl -s -o /dev/null -w '${h} %{http_code}\\n' -x http://127.0.0.1:3128 http://${h}/`).join('; '));
+        assert.ok(r, 'the command ran in the workspace VM');
+        const vm = api.workspaceVm()!;
+        try {
+          const decisions = new Map<string, { allowed: boolean; rule: string }>();
+          await waitFor(() => {
+            let log = '';
+            try {
+              log = readFileSync(vm.egressLog, 'utf8');
+            } catch {
+              return false; // not written yet
+            }
+            for (const line of log.split('\n').filter(Boolean)) {
+              const rec = JSON.parse(line) as { host: string; allowed: boolean; rule: string };
+              if (hosts.includes(rec.host)) decisions.set(rec.host, rec);
+            }
+            return decisions.size === hosts.length;
+          }, 30_000, `the egress log to record a decision for each of ${hosts.join(', ')} (output: ${r.output})`);
+          await settingsAttempt('vm-proxy-workspace-allowed-host', () => {
+            const d = decisions.get('evil.test')!;
+            assert.ok(!d.allowed && !d.rule.startsWith('allowed:'), `evil.test: ${JSON.stringify(d)}`);
+          });
+          await settingsAttempt('vm-proxy-users-denied-host-kept', () => assert.deepEqual(decisions.get('user-denied.test'), { ...decisions.get('user-denied.test'), allowed: false, rule: 'denied:user-denied.test' }));
+          assert.deepEqual(decisions.get('extra.test'), { ...decisions.get('extra.test'), allowed: false, rule: 'denied:extra.test' }, 'the workspace\'s extra denied host took effect');
+        } finally {
+          await vm.stop();
+        }
+      });
+
       it('tells the person once, naming the file and the settings it ignored', async () => {
         const report = await effective();
         const file = report.ignored.find((i) => i.source === '.vscode/settings.json');
