@@ -26,7 +26,16 @@ export function qemuTools(qemuBinary: string): HostTool[] {
   ];
 }
 
+/** The command's path: itself when absolute (COWORK_QEMU_BINARY may be one) and executable, else the first on PATH. */
 export async function which(command: string, envPath = process.env.PATH ?? ''): Promise<string | undefined> {
+  if (path.isAbsolute(command)) {
+    try {
+      await access(command, constants.X_OK);
+      return command;
+    } catch {
+      return undefined;
+    }
+  }
   for (const dir of envPath.split(path.delimiter)) {
     if (!dir) continue;
     const candidate = path.join(dir, command);
