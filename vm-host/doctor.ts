@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { formatDoctorLine, type DoctorLine, type ResolvedAccelerator } from '../extension/protocol/vmHost';
 import { accelName, classifyStderrLine, earlyExitReason, firstErrorLine, silenceReason } from './acceleratorFallback';
 import type { AcceleratorVerdicts } from './acceleratorVerdicts';
-import type { BootTimes } from './bootTimes';
+import { BOOT_TIMEOUT_FACTOR, bootTimeoutMs, MIN_BOOT_TIMEOUT_MS, type BootTimes } from './bootTimes';
 import { availableAccelerators, type AcceleratorProbe } from './drivers/accelerator';
 import { kernelCmdline } from './drivers/qemu';
 import { IMAGE_BUILD_TOOLS, qemuTools, which } from './hostTools';
@@ -129,7 +129,7 @@ async function accelLine(d: DoctorDeps, accel: ResolvedAccelerator, image: { key
   const label = `accelerator ${accelName(accel)}`;
   const required = accel === 'tcg';
   const last = await d.bootTimes.last(accel);
-  const lastText = last ? `; last VM boot ${(last / 1000).toFixed(1)} s` : '';
+  const lastText = `; VM boot time-out ${Math.round(bootTimeoutMs(accel, last) / 1000)} s (${last ? `${BOOT_TIMEOUT_FACTOR} × the last boot, ${(last / 1000).toFixed(1)} s, at least ${(accel === 'tcg' ? MIN_BOOT_TIMEOUT_MS.tcg : MIN_BOOT_TIMEOUT_MS.hardware) / 1000} s` : 'no boot measured yet'})`;
   if (!image?.kernel || !image.initrd) return { id, ok: true, required, label, detail: `offered by QEMU; not probed yet (no guest image)${lastText}` };
   const cached = d.reprobe ? undefined : await d.verdicts.get(accel, image.key);
   let result: ProbeResult;

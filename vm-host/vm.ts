@@ -127,9 +127,11 @@ export class Vm {
         sandbox,
       };
     } catch (err) {
-      await this.kill();
+      // the boot's own error is the state's reason (not the SIGKILL that follows); a stop that
+      // came during the boot finishes in stop()
       const message = err instanceof Error ? err.message : String(err);
-      if (this.state.kind !== 'failed' && this.state.kind !== 'stopped') this.apply({ type: 'fail', error: message }, message);
+      if (this.state.kind === 'booting') this.apply({ type: 'fail', error: message }, message);
+      await this.kill();
       throw err;
     }
   }
