@@ -1,0 +1,144 @@
+// The extension host killed (SIGKILL) mid-task in a real VS Code (code-server + Chromium), then
+// the window reloaded: no QEMU or helper outlives it, the task's change is listed again in Source
+// Control at once (the persisted last scan, before any VM boots), the panel says the turn was
+// interrupted, and a follow-up finds the agent's file intact by hash in the restarted VM.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { fault } from '../support/faults';
+import { say, ScriptedModel, text, toolUse } from '../support/scriptedModel';
+import { testAccelerator } from '../vm/harness';
+import { E2E_API_KEY, launchBrowser, packageVsix, panelFrame, screenshot, startCodeServer, type CodeServer } from '../e2e/harness';
+
+const CONTENT = 'survives a crash\n';
+const HASH = createHash('sha256').update(CONTENT).digest('hex');
+let model: ScriptedModel;
+let server: CodeServer;
+let browser: Awaited<ReturnType<typeof launchBrowser>>;
+let page: Page;
+
+/** pids whose command line contains `cmd` and whose environment mentions this test's code-server folder. */
+function pidsOf(cmd: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (!cmdline.includes(cmd)) continue;
+      if (!readFileSync(`/proc/${name}/environ`, 'utf8').includes(server.dir) && !cmdline.includes(server.dir)) continue;
+      out.push(Number(name));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return out;
+}
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The task's persisted last scan (tasks/<id>/last-scan.json somewhere in the workspace storage). */
+function lastScans(): string[] {
+  const found: string[] = [];
+  const walk = (dir: string, depth: number): void => {
+    if (depth > 8) return;
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p, depth + 1);
+      else if (e.name === 'last-scan.json') found.push(p);
+    }
+  };
+  walk(server.dir, 0);
+  return found;
+}
+
+async function openPanel(): Promise<ReturnType<typeof panelFrame>> {
+  const entry = page.locator('.activitybar .action-item a[aria-label^="Cowork"]');
+  await entry.waitFor({ timeout: 90_000 });
+  await entry.click();
+  const panel = panelFrame(page);
+  await panel.locator('#prompt').waitFor({ timeout: 60_000 });
+  return panel;
+}
+
+before(
+  async () => {
+    model = new ScriptedModel();
+    const baseURL = await model.start();
+    server = await startCodeServer({
+      vsix: packageVsix(),
+      settings: { 'cowork.apiBaseUrl': baseURL, 'cowork.vm.cpus': 2, 'cowork.vm.memoryMiB': 1024, 'cowork.vm.diskGiB': 4, 'cowork.vm.idleStopMinutes': 0, 'cowork.vm.accelerator': testAccelerator() },
+      env: { ANTHROPIC_API_KEY: E2E_API_KEY },
+    });
+    browser = await launchBrowser();
+    page = browser.page;
+    await page.goto(`${server.url}/?folder=${encodeURIComponent(server.workspace)}`);
+    await page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
+  },
+  { timeout: 300_000 },
+);
+
+after(
+  async () => {
+    await browser?.close().catch(() => undefined);
+    await server?.stop();
+    await model?.close();
+  },
+  { timeout: 60_000 },
+);
+
+describe('the extension host killed mid-task', { timeout: 1_200_000 }, () => {
+  it('no orphan, the change listed again after the reload, a clear message, the task usable', { timeout: 1_000_000 }, async () => {
+    await fault('task', 'extension host killed mid-task', async () => {
+      let panel = await openPanel();
+      model.play(
+        say(toolUse('bash', { command: `printf '${CONTENT.trim()}\\n' > crash-proof.txt && echo wrote-it` })),
+        say(toolUse('bash', { command: 'echo long-running-now; sleep 300; echo never' })),
+      );
+      await panel.locator('#prompt textarea').fill('Write crash-proof.txt, then wait');
+      await panel.locator('#delegate').click();
+      await panel.locator('details.tool pre.output', { hasText: 'long-running-now' }).waitFor({ state: 'attached', timeout: 400_000 });
+      // the change as scanned before the crash, persisted by the session layer
+      await until('the task\'s last scan to list crash-proof.txt', () => lastScans().some((f) => readFileSync(f, 'utf8').includes(Buffer.from('crash-proof.txt').toString('base64'))), 60_000);
+      const scanFile = lastScans()[0]!;
+      const before = JSON.parse(await readFile(scanFile, 'utf8')) as { changes: { path: string; sha256?: string }[] };
+      assert.deepEqual(before.changes.map((c) => [Buffer.from(c.path, 'base64').toString(), c.sha256]), [['crash-proof.txt', HASH]]);
+
+      const hosts = pidsOf('type=extensionHost');
+      assert.equal(hosts.length, 1, `one extension host of this code-server (found ${hosts.length})`);
+      assert.ok(pidsOf('vm-host.js').length >= 1, 'the helper runs');
+      assert.equal(pidsOf('qemu-system').length, 1, 'the task\'s QEMU runs');
+      process.kill(hosts[0]!, 'SIGKILL');
+      await until('the helper and QEMU to go away with the extension host', () => pidsOf('vm-host.js').length === 0 && pidsOf('qemu-system').length === 0, 60_000);
+
+      await page.reload();
+      await page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
+      panel = await openPanel();
+      // Source Control lists the change from the persisted scan, with no VM running yet
+      await page.keyboard.press('Control+Shift+G');
+      await page.locator('.scm-view .monaco-list-row', { hasText: 'crash-proof.txt' }).first().waitFor({ timeout: 90_000 });
+      assert.equal(pidsOf('qemu-system').length, 0, 'listed before any VM boots');
+      await screenshot(page, 'fault-exthost-scm-after-reload');
+
+      await page.locator('.activitybar .action-item a[aria-label^="Cowork"]').click();
+      await panel.locator('li.task-item').first().click();
+      await panel.locator('.msg.error-box', { hasText: 'This turn was interrupted' }).waitFor({ timeout: 60_000 });
+
+      model.play(say(toolUse('bash', { command: 'sha256sum crash-proof.txt' })), say(text('The file is intact.')));
+      await panel.locator('#follow-up textarea').fill('Is the file still there?');
+      await panel.locator('#send-follow-up').click();
+      await panel.locator('details.tool pre.output', { hasText: HASH }).first().waitFor({ state: 'attached', timeout: 400_000 });
+      await panel.locator('.msg.assistant', { hasText: 'The file is intact.' }).waitFor({ timeout: 120_000 });
+      assert.equal(pidsOf('qemu-system').length, 1, 'exactly one QEMU: the restarted task VM');
+    });
+  });
+});
