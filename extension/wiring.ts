@@ -9,6 +9,7 @@ import { Commands, ContextKeys, LOG_CHANNEL_NAME, SECRET_API_KEY, Views } from '
 import { CoworkViewProvider } from './panel/coworkViewProvider';
 import { registerReview, Reviews } from './review/registerReview';
 import type { ReviewController } from './review/reviewController';
+import { shutdownWithin } from './session/shutdown';
 import { TaskManager } from './session/taskManager';
 import { VmHelper } from './session/vmHelper';
 import { WorkspaceVm } from './session/workspaceVm';
@@ -157,13 +158,8 @@ export function wire(context: vscode.ExtensionContext, status: StatusBar): Cowor
     { dispose: () => void (workspaceVm?.dispose() ?? Promise.resolve()).then(() => helper.dispose()) },
   );
   const shutdown = async (): Promise<void> => {
-    const graceful = (async () => {
-      const m = await manager?.catch(() => undefined);
-      await Promise.allSettled([m?.shutdown(), workspaceVm?.dispose()]);
-    })();
-    let timer: NodeJS.Timeout | undefined;
-    const inTime = await Promise.race([graceful.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), SHUTDOWN_MS)))]);
-    clearTimeout(timer);
+    const { inTime, failures } = await shutdownWithin(SHUTDOWN_MS, [async () => (await manager?.catch(() => undefined))?.shutdown(), async () => workspaceVm?.dispose()]);
+    for (const f of failures) log.warn(`[vm] shutdown: ${f}`);
     if (!inTime) log.warn(`[vm] the VMs did not stop within ${SHUTDOWN_MS} ms; closing the helper, which stops them`);
     // closing the helper's stdin stops whatever is left (and its watchdog backs that up)
     await Promise.race([helper.dispose(), new Promise((r) => setTimeout(r, 1_000))]);
