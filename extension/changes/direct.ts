@@ -8,10 +8,11 @@
 // workspace, atomic per file), and the person's version of a file is saved before it is first
 // overwritten. The cost is that a change reaches the folder when the tool call ends, not mid-command.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
 import type { GuestVm } from '../guest/guestVm';
+import { ignoreProblems, readJsonState, writeFileAtomic, writeJsonAtomic, type StateReporter } from '../state/stateFiles';
 import { applyChange, assess, readHostEntry, type RefusalCode } from './apply';
 import { discardInGuest, REVIEW_MAX_FILE_BYTES, type Change } from './changeSet';
 import { prefetch } from './readBatch';
@@ -43,14 +44,14 @@ export class DirectRecord {
 
   private constructor(private readonly dir: string) {}
 
-  /** The record in `dir` (the task's storage), empty when there is none yet or it is unreadable. */
-  static async open(dir: string): Promise<DirectRecord> {
+  /**
+   * The record in `dir` (the task's storage), empty when there is none yet. An unreadable one is
+   * moved aside and reported by the state module (never overwritten by the next save: it holds the
+   * person's versions).
+   */
+  static async open(dir: string, report: StateReporter = ignoreProblems): Promise<DirectRecord> {
     const r = new DirectRecord(dir);
-    try {
-      for (const e of z.array(Entry).parse(JSON.parse(await readFile(r.indexFile, 'utf8')))) r.entries.set(e.path, e);
-    } catch {
-      // nothing applied yet
-    }
+    for (const e of (await readJsonState(r.indexFile, (v) => z.array(Entry).parse(v), report)) ?? []) r.entries.set(e.path, e);
     return r;
   }
 
@@ -84,8 +85,7 @@ export class DirectRecord {
     if (host) {
       if (host.data.length > MAX_BEFORE_BYTES) throw new Error(`${rel.toString()} is larger than ${MAX_BEFORE_BYTES / 1024 / 1024} MiB: not changing it without a copy of your version.`);
       before = createHash('sha256').update(host.data).digest('hex');
-      await mkdir(path.join(this.dir, 'blobs'), { recursive: true });
-      await writeFile(path.join(this.dir, 'blobs', before), host.data);
+      await writeFileAtomic(path.join(this.dir, 'blobs', before), host.data);
     }
     this.entries.set(key, { path: key, before, beforeMode: host?.mode, firstAt: now, lastAt: now });
     return true;
@@ -115,10 +115,7 @@ export class DirectRecord {
   }
 
   async save(): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
-    const tmp = `${this.indexFile}.tmp`;
-    await writeFile(tmp, JSON.stringify(this.all(), null, 1));
-    await rename(tmp, this.indexFile);
+    await writeJsonAtomic(this.indexFile, this.all());
   }
 }
 

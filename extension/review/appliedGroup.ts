@@ -38,7 +38,7 @@ export class AppliedGroup {
   ) {
     this.group = sc.createResourceGroup('applied', 'Changed by the agent (direct mode)');
     this.group.hideWhenEmpty = true;
-    this.record = DirectRecord.open(path.join(task.storageDir, 'direct'));
+    this.record = DirectRecord.open(path.join(task.storageDir, 'direct'), task.reportState);
   }
 
   get count(): number {

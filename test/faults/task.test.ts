@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AgentLoop } from '../../extension/agent/loop';
 import { TranscriptStore } from '../../extension/agent/transcript';
+import { DirectRecord } from '../../extension/changes/direct';
 import { OwnWrites } from '../../extension/changes/ownWrites';
 import { SettingsSchema } from '../../extension/config/settings';
 import { VmHelper } from '../../extension/session/vmHelper';
@@ -156,6 +157,25 @@ describe('task faults without a VM', { timeout: 60_000 }, () => {
       const saved = JSON.parse(await readFile(file, 'utf8')) as Record<string, number>;
       assert.ok(saved['YS50eHQ='] && saved['YS50eHQ='] > 5, 'the new record is written');
       assert.equal(await readFile(problems[0]!.movedTo!, 'utf8'), '{"YS50eHQ=": 12, "broken');
+    });
+  });
+
+  it('a corrupt direct-mode record is moved aside (it holds your versions: never overwritten) and reported', { timeout: 20_000 }, async () => {
+    await fault('task', 'direct-mode record corrupted', async () => {
+      const rec = path.join(dir, 'direct');
+      await mkdir(rec, { recursive: true });
+      const garbage = '[{"path": "YS50eHQ=", "before": "abc';
+      await writeFile(path.join(rec, 'applied.json'), garbage);
+      const problems: StateProblem[] = [];
+      const r = await DirectRecord.open(rec, (p) => problems.push(p));
+      assert.equal(r.all().length, 0);
+      assert.equal(problems.length, 1);
+      assert.match(problems[0]!.message, /applied\.json was unreadable.*moved aside/);
+      await r.save();
+      assert.equal(await readFile(problems[0]!.movedTo!, 'utf8'), garbage, 'the damaged record is kept for recovery by hand');
+      assert.deepEqual(JSON.parse(await readFile(path.join(rec, 'applied.json'), 'utf8')), [], 'the new record is readable');
+      assert.equal((await DirectRecord.open(rec, (p) => problems.push(p))).all().length, 0);
+      assert.equal(problems.length, 1);
     });
   });
 
