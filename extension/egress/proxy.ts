@@ -17,25 +17,15 @@ import type { Duplex } from 'node:stream';
 import { BlockedList, DenialCoalescer, type AuditSink, type EgressRecord } from './audit';
 import { connectTo, defaultResolver, EgressRefused, resolveChecked, type Resolver } from './connect';
 import { checkHost, displayHost, splitHostPort } from './hostname';
-import { WEB_PORTS, type EgressPolicy } from './policy';
+import type { EgressPolicy } from './policy';
 import { authorityMatches, FIRST_FLIGHT_MAX_BYTES, inspectFirstFlight } from './sniff';
 import { socksHandshake, socksReply, SOCKS_REPLY } from './socks';
-
-export type AskAnswer = 'allow-once' | 'allow-task' | 'deny';
-export interface AskRequest {
-  readonly task: string;
-  readonly host: string;
-  readonly port: number;
-  readonly via: EgressRecord['via'];
-}
 
 export interface EgressProxyOptions {
   readonly task: string;
   readonly policy: EgressPolicy;
   readonly audit: AuditSink;
   readonly resolver?: Resolver;
-  /** Called for a destination no rule matches; without it such requests are denied. */
-  readonly ask?: (req: AskRequest) => Promise<AskAnswer>;
   readonly ownAddresses?: ReadonlySet<string>;
   readonly connectTimeoutMs?: number;
   /** How long a tunnel may take to send its complete ClientHello / request head (default INSPECT_TIMEOUT_MS). */
@@ -157,16 +147,10 @@ export class EgressProxy extends EventEmitter<{ decision: [EgressRecord] }> {
     const checked = checkHost(rawHost);
     if (!checked.ok) return { allowed: false, host: displayHost(rawHost), rule: 'bad-host', reason: `not a valid host name: ${checked.reason}` };
     const host = checked.host;
+    // No rule → denied, never a prompt that holds the command: the panel lists the refusal with
+    // "Allow for this task" (allow()), and the agent's retry then goes through. A blocking
+    // question would stall unattended tasks and train people to click Allow (approval fatigue).
     let verdict = this.opts.policy.decide(host, port);
-    if (!verdict && this.opts.ask) {
-      const answer = await this.opts.ask({ task: this.opts.task, host, port, via }).catch(() => 'deny' as const);
-      if (answer === 'allow-task') {
-        // A grant without a port covers 80/443 only, so a grant for another port names it.
-        const name = checked.ip === 6 ? `[${host}]` : host;
-        this.opts.policy.grant(WEB_PORTS.has(port) ? name : `${name}:${port}`);
-        verdict = { allowed: true, rule: `granted:${host}` };
-      } else if (answer === 'allow-once') verdict = { allowed: true, rule: `once:${host}` };
-    }
     verdict ??= { allowed: false, rule: 'default-deny', reason: `${host} is not on the allowed list` };
     if (!verdict.allowed) return { ...verdict, host };
     try {

@@ -10,7 +10,7 @@ import * as tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { BlockedList, DenialCoalescer, JsonlAudit, MemoryAudit, type EgressRecord } from '../../extension/egress/audit';
 import { EgressPolicy } from '../../extension/egress/policy';
-import { EgressProxy, type AskRequest } from '../../extension/egress/proxy';
+import { EgressProxy } from '../../extension/egress/proxy';
 import { inspectFirstFlight, parseSni } from '../../extension/egress/sniff';
 
 let upstream: http.Server;
@@ -20,7 +20,6 @@ let other: net.Server;
 let proxy: EgressProxy;
 let ports: { httpPort: number; socksPort: number };
 const audit = new MemoryAudit();
-const asked: AskRequest[] = [];
 
 before(async () => {
   upstream = http.createServer((req, res) => res.end(`hello ${req.headers.host} ${req.url}`));
@@ -36,10 +35,6 @@ before(async () => {
     policy: new EgressPolicy({ allowed: ['good.test', `good.test:${upPort}`, 'sneaky.test', `sneaky.test:${otherPort}`, `127.0.0.1:${upPort}`, 'api.anthropic.com'], denied: ['blocked.test'] }),
     audit,
     resolver: (h) => (names[h] ? Promise.resolve([names[h]]) : Promise.reject(Object.assign(new Error('nx'), { code: 'ENOTFOUND' }))),
-    ask: (req) => {
-      asked.push(req);
-      return Promise.resolve(req.host === 'asked.test' ? 'allow-task' : 'deny');
-    },
   });
   ports = await proxy.listen();
 });
@@ -184,18 +179,14 @@ describe('egress proxy', () => {
     assert.equal(lastRecord().via, 'socks');
   });
 
-  it('asks about unknown destinations and remembers a grant for the task', async () => {
-    asked.length = 0;
+  it('denies unknown destinations without asking; a grant for the task ("Allow for this task") lets the retry through', async () => {
     const first = await viaHttpProxy(`http://asked.test:${upPort}/`);
-    assert.equal(first.status, 200);
-    assert.equal(asked.length, 1);
-    assert.equal(asked[0]!.host, 'asked.test');
+    assert.equal(first.status, 403, 'no rule matches: denied');
+    proxy.allow(`asked.test:${upPort}`);
     const again = await viaHttpProxy(`http://asked.test:${upPort}/`);
-    assert.equal(again.status, 200);
-    assert.equal(asked.length, 1, 'not asked twice: the grant was remembered');
+    assert.equal(again.status, 200, 'granted for this task');
     const never = await viaHttpProxy('http://never.test/');
-    assert.equal(never.status, 403, 'the person said no');
-    assert.equal(asked.at(-1)?.host, 'never.test');
+    assert.equal(never.status, 403, 'a grant covers only what it names');
   });
 });
 
