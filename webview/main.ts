@@ -159,9 +159,9 @@ function renderBlocked(task: TaskSummary): void {
   for (const r of state.blocked.slice(-10)) {
     const row = el('div', 'row blocked-item');
     row.append(el('span', '', `${r.host}:${r.port}${r.reason ? ` — ${r.reason}` : ''}`));
-    if (!seen.has(r.host) && !/model API/.test(r.reason ?? '')) {
-      seen.add(r.host);
-      row.append(button('Allow for this task', { secondary: true, onClick: () => send({ type: 'allowDomain', taskId: task.id, host: r.host }) }));
+    if (!seen.has(`${r.host}:${r.port}`) && !/model API/.test(r.reason ?? '')) {
+      seen.add(`${r.host}:${r.port}`);
+      row.append(button('Allow for this task', { secondary: true, onClick: () => send({ type: 'allowDomain', taskId: task.id, host: r.host, port: r.port }) }));
     }
     rows.push(row);
   }

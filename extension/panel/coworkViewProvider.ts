@@ -247,8 +247,8 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
       case 'allowDomain': {
         const task = (await this.deps.tasks())?.get(msg.taskId);
         try {
-          task?.vm.allowDomain(msg.host);
-          void vscode.window.showInformationMessage(`Cowork: ${msg.host} is allowed for this task. The agent can retry.`);
+          const allowed = task?.vm.allowDomain(msg.host, msg.port);
+          if (allowed) void vscode.window.showInformationMessage(`Cowork: ${allowed} is allowed for this task. The agent can retry.`);
         } catch (err) {
           void vscode.window.showWarningMessage(`Cowork: cannot allow ${msg.host}: ${err instanceof Error ? err.message : String(err)}`);
         }

@@ -87,6 +87,6 @@ export const WebviewToHost = z.discriminatedUnion('type', [
   z.object({ type: z.literal('acceptAll'), taskId: z.string() }),
   z.object({ type: z.literal('discardAll'), taskId: z.string() }),
   z.object({ type: z.literal('revealChanges'), taskId: z.string() }),
-  z.object({ type: z.literal('allowDomain'), taskId: z.string(), host: z.string().min(1).max(253).regex(/^[a-zA-Z0-9.-]+$/) }),
+  z.object({ type: z.literal('allowDomain'), taskId: z.string(), host: z.string().min(1).max(253).regex(/^[a-zA-Z0-9.-]+$/), port: z.number().int().min(1).max(65535).optional() }),
 ]);
 export type WebviewToHost = z.infer<typeof WebviewToHost>;

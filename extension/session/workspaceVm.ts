@@ -219,11 +219,17 @@ export class WorkspaceVm {
     await guest.onConnected((conn) => bridgeEgress(conn, proxy));
   }
 
-  /** The person allowed a blocked domain for this task (from the panel). */
-  allowDomain(host: string): void {
+  /**
+   * The person allowed a blocked destination for this task (from the panel). A name alone covers
+   * ports 80/443 only (extension/egress/policy.ts), so a refusal on another port grants host:port.
+   * Returns the entry that was added.
+   */
+  allowDomain(host: string, port?: number): string {
     if (!this.proxy) throw new Error('The VM is not running.');
-    this.proxy.allow(host);
-    this.opts.log.info(`[egress] ${host} allowed for ${this.vmId} by the person`);
+    const entry = port === undefined || port === 80 || port === 443 ? host : `${host}:${port}`;
+    this.proxy.allow(entry);
+    this.opts.log.info(`[egress] ${entry} allowed for ${this.vmId} by the person`);
+    return entry;
   }
 
   /** Re-establishes SSH (and the egress forwards) after the connection dropped. */
