@@ -5,6 +5,7 @@
 // runs, and the rescan when the VM is up agrees with it by hash.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,9 +14,12 @@ import { SettingsSchema, type Settings } from '../../extension/config/settings';
 import { TaskManager } from '../../extension/session/taskManager';
 import { VmHelper } from '../../extension/session/vmHelper';
 import { WorkspaceVm } from '../../extension/session/workspaceVm';
+import { shutdownWithin } from '../../extension/session/shutdown';
 import { say, ScriptedModel, text, toolUse } from '../support/scriptedModel';
 import { HELPER, tempDir, testAccelerator } from './harness';
 
+/** the bound wiring.ts gives deactivate (SHUTDOWN_MS there; wiring imports vscode, so it is repeated here) */
+const SHUTDOWN_MS = 5_000;
 const API_KEY = 'sk-ant-api03-lifecycle-test-key-0123456789';
 const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 let root: Awaited<ReturnType<typeof tempDir>>;
@@ -121,5 +125,29 @@ describe('task lifecycle with a real guest', { timeout: 900_000 }, () => {
     await again.recordScan(fresh.changes);
     assert.equal(hashes(fresh.changes), before, 'the rescan agrees');
     assert.deepEqual(seen, [1], 'the scan event fired for the review to follow');
+  });
+
+  it('the bounded shutdown (deactivate) mid-command syncs the guest and stops the VM; what was written survives', { timeout: 300_000 }, async () => {
+    const m = managers.at(-1)!;
+    const task = m.get(m.list()[0]!.id)!;
+    const disk = task.vm.sessionDisk;
+    assert.equal(pgrep(`qemu-system.*${disk}`).length, 1, 'the VM runs');
+    // written without sync right before the window closes: the shutdown's guest sync must keep it
+    model.play(say(toolUse('bash', { command: 'printf "late write\\n" > late.txt; echo late-written; sleep 120' })));
+    const seen = new Promise<void>((resolve) => task.on('live', (e) => e.type === 'tool_output' && e.chunk.includes('late-written') && resolve()));
+    const done = m.send(task, 'write late.txt');
+    await seen;
+    const started = Date.now();
+    const { inTime } = await shutdownWithin(SHUTDOWN_MS, [() => m.shutdown()]);
+    assert.ok(inTime, `the tasks shut down within ${SHUTDOWN_MS} ms (took ${Date.now() - started} ms)`);
+    assert.equal(await done, 'stopped');
+    await until('QEMU to exit after the shutdown', () => pgrep(`qemu-system.*${disk}`).length === 0, 20_000);
+
+    const reloaded = await load();
+    const again = reloaded.get(task.info.id)!;
+    const cs = await readChangeSet(await again.guest());
+    const late = cs.changes.find((c) => c.display === 'late.txt');
+    assert.ok(late, `late.txt survived the shutdown: ${cs.changes.map((c) => c.display).join(', ')}`);
+    assert.equal(late.sha256, createHash('sha256').update('late write\n').digest('hex'));
   });
 });
