@@ -9,7 +9,9 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { acceptChanges, applyChange, type ApplyResult } from '../../extension/changes/apply';
 import type { Change } from '../../extension/changes/changeSet';
+import { applyDirectly, DirectRecord } from '../../extension/changes/direct';
 import { displayName } from '../../extension/changes/names';
+import type { GuestVm } from '../../extension/guest/guestVm';
 import { parseLinkTarget, VirtualTree } from '../../extension/changes/symlinks';
 
 let root: string;
@@ -216,5 +218,25 @@ describe('accept: what runs on the host, what was reviewed, which mode', () => {
     assert.ok(names.some((x) => x.equals(rlo)));
     assert.equal(rs[0]!.change.display, 'caf\\xE9');
     assert.equal(rs[1]!.change.display, 'x\\u202Etxt.sh');
+  });
+});
+
+describe('direct mode: what it already wrote', () => {
+  it('neither reads nor writes a version it wrote before, so the person\'s later edit stays', async () => {
+    await fresh();
+    await writeFile(path.join(ws, 'a.txt'), 'agent\n');
+    const record = await DirectRecord.open(path.join(ws, '..', `record${n}`));
+    await record.rememberBefore(ws, Buffer.from('a.txt'));
+    record.noteWritten(Buffer.from('a.txt'), sha('agent\n'));
+    await writeFile(path.join(ws, 'a.txt'), 'the person edited it afterwards\n');
+    let guestCalls = 0;
+    const guest = new Proxy({}, { get: () => { guestCalls++; throw new Error('the guest was asked for something'); } }) as GuestVm;
+    const change: Change = { path: Buffer.from('a.txt'), display: 'a.txt', kind: 'modified', mode: 0o644, size: 6, sha256: sha('agent\n') };
+    const r = await applyDirectly(guest, ws, record, [change]);
+    assert.deepEqual([r.applied.length, r.refused.length, guestCalls], [0, 0, 0]);
+    assert.equal(await readFile(path.join(ws, 'a.txt'), 'utf8'), 'the person edited it afterwards\n');
+    const risky = await applyDirectly(guest, ws, record, [added('.envrc', 'x')]);
+    assert.deepEqual(risky.refused.map((x) => x.code), ['runs-on-host'], 'a runs-on-host change waits, unread');
+    assert.equal(guestCalls, 0);
   });
 });
