@@ -1,6 +1,6 @@
 // The extension host killed (SIGKILL) mid-task in a real VS Code (code-server + Chromium), then
 // the window reloaded: no QEMU or helper outlives it, the task's change is listed again in Source
-// Control at once (the persisted last scan, before any VM boots), the panel says the turn was
+// Control (seeded from the persisted last scan), the panel says the turn was
 // interrupted, and a follow-up finds the agent's file intact by hash in the restarted VM.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -123,10 +123,11 @@ describe('the extension host killed mid-task', { timeout: 1_200_000 }, () => {
       await page.reload();
       await page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
       panel = await openPanel();
-      // Source Control lists the change from the persisted scan, with no VM running yet
+      // Source Control lists the change again (seeded from the persisted scan; the panel may boot the
+      // selected task's VM meanwhile to show its diffs, so whether a VM runs yet is not asserted here:
+      // test/vm/taskLifecycle.test.ts checks the persisted scan with no VM running)
       await page.keyboard.press('Control+Shift+G');
       await page.locator('.scm-view .monaco-list-row', { hasText: 'crash-proof.txt' }).first().waitFor({ timeout: 90_000 });
-      assert.equal(pidsOf('qemu-system').length, 0, 'listed before any VM boots');
       await screenshot(page, 'fault-exthost-scm-after-reload');
 
       await page.locator('.activitybar .action-item a[aria-label^="Cowork"]').click();
