@@ -215,7 +215,7 @@ export class GuestAgent {
         f(v);
       };
       this.pending.set(id, { stdout: [], stderr: [], kept: { stdout: 0, stderr: 0 }, dropped: { stdout: 0, stderr: 0 }, aborted: false, opts, resolve: done(resolve), reject: done(reject) });
-      this.send({ ...req, id } as AgentRequest);
+      this.send({ ...req, id });
     });
   }
 

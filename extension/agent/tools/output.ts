@@ -57,6 +57,6 @@ export function appendLive(live: LiveOutput, chunk: string, max = LIVE_MAX_CHARS
   } else {
     live.tail = (live.tail + chunk).slice(-(max - headChars));
   }
-  const left = live.seen - live.head.length - live.tail!.length;
+  const left = live.seen - live.head.length - live.tail.length;
   live.text = `${live.head}\n[… ${left.toLocaleString('en-US')} characters not shown …]\n${live.tail}`;
 }
