@@ -64,7 +64,9 @@ function lastScans(): string[] {
 async function openPanel(): Promise<ReturnType<typeof panelFrame>> {
   const entry = page.locator('.activitybar .action-item a[aria-label^="Cowork"]');
   await entry.waitFor({ timeout: 90_000 });
-  await entry.click();
+  // after a reload the workbench may restore the Cowork view already open: clicking it then would close it
+  const item = page.locator('.activitybar .action-item:has(a[aria-label^="Cowork"])').first();
+  if (!((await item.getAttribute('class')) ?? '').includes('checked')) await entry.click();
   const panel = panelFrame(page);
   await panel.locator('#prompt').waitFor({ timeout: 60_000 });
   return panel;
