@@ -189,6 +189,20 @@ export class VmHostServer {
     return this.probe;
   }
 
+  /**
+   * The image, checked to be still on disk: another window's helper that built a newer recipe
+   * removes outdated layers (builder.ts pruneOtherLayers), and a VM booted later from the paths
+   * this helper remembered would fail ("error reading initrd"). Running VMs keep their open files.
+   */
+  private async currentImage(): Promise<GuestImage> {
+    const image = await this.image();
+    const present = await Promise.all([image.kernel, image.initrd, image.rootfs].map((f) => stat(f).then(() => true, () => false)));
+    if (present.every(Boolean)) return image;
+    this.log('info', '[image] the cached image was removed (a newer one was built elsewhere); checking the image again');
+    this.imagePromise = undefined;
+    return this.image();
+  }
+
   private image(force?: boolean): Promise<GuestImage> {
     if (this.shuttingDown) return Promise.reject(new VmHostError('cancelled', 'The helper is shutting down.'));
     this.imagePromise ??= ensureImage({
@@ -231,7 +245,7 @@ export class VmHostServer {
     await validateHostResources(p);
     const probe = await this.accelProbe();
     let accelerator = pickAccelerator(p.accelerator, probe);
-    const image = await this.image();
+    const image = await this.currentImage();
     this.checkCancelled(p.vmId);
     let notice: string | undefined;
     if (p.accelerator === 'auto' && accelerator !== 'tcg' && (await this.verdicts.isUnusable(accelerator, image.key))) {
