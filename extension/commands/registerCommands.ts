@@ -1,5 +1,5 @@
 // Palette commands. Each one is a thin handler over the engine; the check in
-// scripts/check-commands.mjs fails the build if one contributed in package.json is not registered.
+// test/unit/manifest.test.ts (npm run check:commands) fails if one contributed in package.json is not registered.
 import { rm, stat } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import { describeProblems } from '../config/settings';
