@@ -10,6 +10,7 @@ import { SET_KEY_ACTION } from '../agent/actions';
 import type { Settings } from '../config/settings';
 import type { Change } from '../changes/changeSet';
 import type { GuestVm } from '../guest/guestVm';
+import { VmHostRequestError } from '../guest/vmHostClient';
 import { ignoreProblems, readJsonState, writeJsonAtomic, type StateReporter } from '../state/stateFiles';
 import { LastScan, type PersistedScan } from './lastScan';
 import type { VmHelper } from './vmHelper';
@@ -234,7 +235,10 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
       this.setState(this.vm.lost ? 'failed' : outcome === 'stopped' ? 'stopped' : outcome === 'error' ? 'failed' : 'idle');
       return outcome;
     } catch (err) {
-      const e = this.transcript.append({ type: 'error', message: err instanceof Error ? err.message : String(err), action: 'See "Cowork: Show Log" for details.' });
+      // A VM that could not start because of the host's setup (missing tool, unusable accelerator,
+      // boot failure) points at Check Setup, which names the failing prerequisite and its fix.
+      const action = err instanceof VmHostRequestError && err.offersCheckSetup ? 'Run "Cowork: Check Setup" to see what is missing and how to fix it, then send a follow-up to try again.' : 'See "Cowork: Show Log" for details.';
+      const e = this.transcript.append({ type: 'error', message: err instanceof Error ? err.message : String(err), action });
       this.emit('live', { type: 'transcript', event: e });
       this.setState('failed');
       return 'error';
