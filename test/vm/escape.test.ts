@@ -224,7 +224,9 @@ describe('escape attempts from a sandboxed command', () => {
   attempt('CONNECT to the metadata address', async () => !/403/.test(await curl('-p http://169.254.169.254:80/latest/meta-data/')));
   // Resources
   attempt('fork bomb', async () => {
-    const r = await run(':(){ :|:& };: ; sleep 3', 60_000);
+    // Long enough for the bomb to reach pids.max even on a slow, loaded emulated guest (3 s was
+    // not always: the command then ended before the limit and looked like an escape).
+    const r = await run(':(){ :|:& };: ; sleep 20', 120_000);
     const after = await run('echo still-fine');
     return !(r.pidsLimited || r.signal !== null || r.timedOut) || after.stdout.toString() !== 'still-fine\n';
   });
