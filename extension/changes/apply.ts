@@ -247,14 +247,28 @@ export async function assess(workspace: string, change: Change, tree: VirtualTre
   try {
     checkRelative(change.path);
     const dests = await tree.destinations(change.path);
-    if (change.kind === 'symlink') await tree.checkLink(change.path, change.target ?? Buffer.alloc(0));
+    const ends = change.kind === 'symlink' ? await tree.checkLink(change.path, change.target ?? Buffer.alloc(0)) : [];
     if (change.kind === 'deleted') return {};
     const host = await hostStat(workspace, change.path);
-    const risk = hostRisk(change, host?.mode) ?? dests.map((d) => riskOfPath(d)).find((x) => x !== undefined);
+    const risk = hostRisk(change, host?.mode) ?? dests.map((d) => riskOfPath(d)).find((x) => x !== undefined) ?? (await linkToExecutable(workspace, ends, tree));
     return risk ? { risk } : {};
   } catch (err) {
     return { refused: err instanceof Error ? err.message : String(err) };
   }
+}
+
+/**
+ * A new link to an executable file makes a new path that runs it (".venv/bin/python ->
+ * ../../scripts/x.sh", which an editor or a tool runs on its own): as risky as a file gaining an
+ * execute bit. The target counts as executable in the change set or on the host.
+ */
+async function linkToExecutable(workspace: string, ends: readonly Buffer[], tree: VirtualTree): Promise<string | undefined> {
+  for (const end of ends) {
+    const agent = tree.changeAt(end.toString('latin1').split('/'));
+    const mode = agent && agent.kind !== 'deleted' && agent.kind !== 'symlink' ? agent.mode : (await hostStat(workspace, end))?.mode;
+    if (mode !== undefined && (mode & 0o111) !== 0) return `a link to the executable ${displayName(end)}`;
+  }
+  return undefined;
 }
 
 function fail(change: Change, code: RefusalCode, reason: string): ApplyResult {

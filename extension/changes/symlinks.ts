@@ -203,8 +203,17 @@ export class VirtualTree {
     return out;
   }
 
-  /** Checks an agent symlink at `rel` pointing to `target`: inside under every mix, never into `.git`. */
-  async checkLink(rel: Buffer, target: Buffer): Promise<void> {
+  /** The change-set entry at a path, if the agent changed it. */
+  changeAt(segs: Segs): Change | undefined {
+    return this.changes.get(segs.join('/'));
+  }
+
+  /**
+   * Checks an agent symlink at `rel` pointing to `target`: inside under every mix, never into
+   * `.git`. Returns every place the link can lead to (workspace-relative).
+   */
+  async checkLink(rel: Buffer, target: Buffer): Promise<Buffer[]> {
+    const reached: Buffer[] = [];
     const { absolute, up, names } = parseLinkTarget(rel, target);
     const segs = segsOf(rel);
     const parents = absolute ? [[]] : await this.places(segs.slice(0, -1), true);
@@ -215,7 +224,12 @@ export class VirtualTree {
       // the folders of `base` are real folders in this mix; whether the host has them is asked again
       for (let i = 0; i < base.length; i++) ok.push((await this.host(base.slice(0, i + 1))).type === 'dir' && ok[i]!);
       const ends = await this.places(names, true, { cur: base, ok });
-      for (const end of ends) if (isGitInternal(Buffer.from(end.join('/'), 'latin1'))) throw new UnsafeLinkError(`Refused the symlink ${displayName(rel)}: it points into .git.`);
+      for (const end of ends) {
+        const place = Buffer.from(end.join('/'), 'latin1');
+        if (isGitInternal(place)) throw new UnsafeLinkError(`Refused the symlink ${displayName(rel)}: it points into .git.`);
+        reached.push(place);
+      }
     }
+    return reached;
   }
 }

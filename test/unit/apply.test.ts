@@ -182,6 +182,29 @@ describe('accept: what runs on the host, what was reviewed, which mode', () => {
     assert.deepEqual(Object.values(outcomes(confirmed)), ['applied', 'applied', 'applied']);
   });
 
+  it('a new link to an executable file (on the host or in the change set) runs on your machine', async () => {
+    await fresh();
+    await mkdir(path.join(ws, 'scripts'));
+    await writeFile(path.join(ws, 'scripts', 'lint.sh'), 'echo lint\n', { mode: 0o755 });
+    await writeFile(path.join(ws, 'notes.txt'), 'plain\n', { mode: 0o644 });
+    // the red-team's case: an existing executable, reached through a path that tools run on their own
+    const changes = [link('.venv/bin/python', '../../scripts/lint.sh'), added('tool.sh', 'echo', 0o755), link('bin/tool', '../tool.sh'), link('readme-link', 'notes.txt')];
+    const asked: string[] = [];
+    const rs = await acceptChanges(changes, {
+      workspace: ws,
+      since: 0,
+      readProposed: contentOf(changes, { 'tool.sh': 'echo' }),
+      changeSet: changes,
+      confirmRisky: (risky) => {
+        asked.push(...risky.map((r) => r.change.display));
+        return Promise.resolve([]);
+      },
+    });
+    assert.deepEqual(asked.sort(), ['.venv/bin/python', 'bin/tool', 'tool.sh']);
+    assert.deepEqual(outcomes(rs), { '.venv/bin/python': 'refused', 'tool.sh': 'refused', 'bin/tool': 'refused', 'readme-link': 'applied' });
+    await assert.rejects(lstat(path.join(ws, '.venv', 'bin', 'python')), /ENOENT/);
+  });
+
   it('refuses bytes other than the ones reviewed ("changed since you reviewed it")', async () => {
     await fresh();
     await writeFile(path.join(ws, 'f.txt'), 'old\n');
