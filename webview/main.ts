@@ -171,7 +171,7 @@ function renderBlocked(task: TaskSummary): void {
 function changeActions(taskId: string): ChangeActions {
   return {
     openDiff: (path) => send({ type: 'openDiff', taskId, path }),
-    accept: (path, sha256) => send({ type: 'acceptFile', taskId, path, sha256 }),
+    accept: (path, sha256, fingerprint) => send({ type: 'acceptFile', taskId, path, sha256, fingerprint }),
     discard: (path) => send({ type: 'discardFile', taskId, path }),
     acceptAll: () => send({ type: 'acceptAll', taskId }),
     discardAll: () => send({ type: 'discardAll', taskId }),

@@ -96,6 +96,16 @@ export async function discardInGuest(vm: GuestVm, rels: readonly Buffer[] | 'all
   if (r.errors.length) throw new Error(`Discarding failed: ${r.errors.map((e) => `${displayName(Buffer.from(e.path, 'base64'))}: ${e.message}`).join('; ')}`);
 }
 
+/**
+ * Everything a row shows of a change, as one string: its kind, the hash of the agent's version,
+ * a symlink's target and the mode. Accept from the panel sends back the fingerprint of the row the
+ * person looked at and is refused when the change is no longer that (the agent turned the file
+ * into a link, deleted it, or rewrote it after the row was drawn).
+ */
+export function changeFingerprint(c: Change): string {
+  return [c.kind, c.sha256 ?? '', c.target?.toString('base64') ?? '', c.mode ?? ''].join(':');
+}
+
 /** A change's path must be relative, without "..", "." or empty segments, and without NUL. */
 export function checkRelative(rel: Buffer): void {
   if (rel.length === 0 || rel[0] === 0x2f || rel.includes(0)) throw new Error(`Refusing the path "${displayName(rel)}": it must be relative to the workspace.`);

@@ -13,6 +13,7 @@ import type { Task } from '../session/task';
 import type { TaskManager } from '../session/taskManager';
 import type { WorkspaceVm } from '../session/workspaceVm';
 import { readSettings } from '../workbench/settings';
+import { changeFingerprint } from '../changes/changeSet';
 
 /** LiveEvent as the webview protocol carries it (unknown tool input stays unknown). */
 function liveView(e: LiveEvent): Extract<HostToWebview, { type: 'live' }>['event'] {
@@ -232,6 +233,12 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
         // the same commands (and checks, and confirmation) as the Source Control view's
         // Accept carries the hash of the version the row showed: the write is checked against it, not the newest scan
         const seen = msg.type === 'acceptFile' && msg.sha256 ? { ...change, sha256: msg.sha256 } : change;
+        if (change && msg.type === 'acceptFile' && msg.fingerprint !== undefined && msg.fingerprint !== changeFingerprint(change)) {
+          // the row the person clicked showed another change (a file since turned into a link, deleted or rewritten)
+          void vscode.window.showWarningMessage(`Cowork: ${change.display} changed since you reviewed it — look again.`);
+          review?.scheduleRefresh(0);
+          return;
+        }
         if (change) await vscode.commands.executeCommand(msg.type === 'acceptFile' ? Commands.acceptFile : Commands.discardFile, { change: seen, taskId: msg.taskId });
         return;
       }

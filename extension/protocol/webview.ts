@@ -44,6 +44,8 @@ export const ChangeView = z.object({
   note: z.string().optional(),
   /** sha256 of the agent's version this row was rendered from (Accept sends it back and the host checks it) */
   sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** changeFingerprint() of the change this row shows: Accept sends it back, the host refuses a different change */
+  fingerprint: z.string().max(4096).optional(),
   /** why it runs code or changes a tool on the person's machine ("runs on your machine") */
   risk: z.string().optional(),
   /** why Accept will refuse it (leaves the workspace, enters .git) */
@@ -82,7 +84,7 @@ export const WebviewToHost = z.discriminatedUnion('type', [
   z.object({ type: z.literal('stopTask'), taskId: z.string() }),
   z.object({ type: z.literal('followUp'), taskId: z.string(), text: z.string().min(1).max(100_000) }),
   z.object({ type: z.literal('openDiff'), taskId: z.string(), path: z.string().min(1).max(8192) }),
-  z.object({ type: z.literal('acceptFile'), taskId: z.string(), path: z.string().min(1).max(8192), sha256: z.string().regex(/^[0-9a-f]{64}$/).optional() }),
+  z.object({ type: z.literal('acceptFile'), taskId: z.string(), path: z.string().min(1).max(8192), sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(), fingerprint: z.string().max(4096).optional() }),
   z.object({ type: z.literal('discardFile'), taskId: z.string(), path: z.string().min(1).max(8192) }),
   z.object({ type: z.literal('acceptAll'), taskId: z.string() }),
   z.object({ type: z.literal('discardAll'), taskId: z.string() }),

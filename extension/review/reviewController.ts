@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import { acceptChanges, applyChange, assess, hostMtime, isConflicted, readHostFile, sha256, STALE_MESSAGE, type Assessment, type ConflictChoice, type RiskyChange } from '../changes/apply';
 import { asText, diffView, isBinary, MAX_DIFF_BYTES, PANEL_DIFF_BYTES } from '../changes/diffView';
 import { applySelectedHunks, type LineRange } from '../changes/hunks';
-import { changeLabel as labelOf, discardInGuest, readChangeSet, REVIEW_MAX_FILE_BYTES, type Change } from '../changes/changeSet';
+import { changeFingerprint, changeLabel as labelOf, discardInGuest, readChangeSet, REVIEW_MAX_FILE_BYTES, type Change } from '../changes/changeSet';
 import { displayIsExact } from '../changes/names';
 import { OwnWrites } from '../changes/ownWrites';
 import { prefetch, readProposed } from '../changes/readBatch';
@@ -269,7 +269,7 @@ export class ReviewController implements vscode.Disposable {
 
   private async viewOf(change: Change, agent: Buffer | undefined, conflicted: boolean): Promise<ChangeView> {
     const a = this.assessments.get(change.path.toString('base64')) ?? {};
-    const base = { path: change.path.toString('base64'), display: change.display, kind: change.kind, conflicted, applied: false, sha256: change.sha256, risk: a.risk, refusal: a.refused, label: labelOf(change, this.changes) };
+    const base = { path: change.path.toString('base64'), display: change.display, kind: change.kind, conflicted, applied: false, sha256: change.sha256, fingerprint: changeFingerprint(change), risk: a.risk, refusal: a.refused, label: labelOf(change, this.changes) };
     const note = (text: string): ChangeView => ({ ...base, added: 0, removed: 0, lines: [], truncated: false, note: text });
     if ((change.size ?? 0) > REVIEW_MAX_FILE_BYTES) return note(`too large to show: ${mib(change.size!)}`);
     switch (change.kind) {

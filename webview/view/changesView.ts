@@ -9,7 +9,7 @@ import { highlight, languageForFile } from './highlight';
 export interface ChangeActions {
   openDiff(path: string): void;
   /** `sha256`: the version the row showed (the host refuses to write any other) */
-  accept(path: string, sha256?: string): void;
+  accept(path: string, sha256?: string, fingerprint?: string): void;
   /** discard a proposed change, or (direct mode) revert an applied one */
   discard(path: string): void;
   acceptAll(): void;
@@ -92,7 +92,7 @@ export class ChangesView {
       file.applied
         ? // direct mode: already in the folder; Revert puts the person's version back
           inert(openDiff, iconButton('discard', `Revert ${file.display} to your version`, () => act.discard(file.path)))
-        : inert(openDiff, iconButton('check', `Accept ${file.display}`, () => act.accept(file.path, file.sha256)), iconButton('discard', `Discard ${file.display}`, () => act.discard(file.path))),
+        : inert(openDiff, iconButton('check', `Accept ${file.display}`, () => act.accept(file.path, file.sha256, file.fingerprint)), iconButton('discard', `Discard ${file.display}`, () => act.discard(file.path))),
     );
     det.append(head, file.note ? el('p', 'muted note', file.note) : diffBody(file));
     det.open = this.open.get(file.path) ?? (few && !file.note);
