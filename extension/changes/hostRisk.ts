@@ -40,6 +40,18 @@ const RISKY_NAMES: ReadonlyMap<string, string> = new Map([
   ['.claude.json', 'agent configuration'],
   ['.devcontainer.json', 'dev container configuration (runs commands on open)'],
   ['.pre-commit-config.yaml', 'pre-commit hooks configuration'],
+  ['.gitlab-ci.yml', 'CI workflow (runs with the repository\'s secrets)'],
+  ['lefthook.yml', 'git hooks configuration (lefthook)'],
+  ['lefthook.yaml', 'git hooks configuration (lefthook)'],
+  ['.lefthook.yml', 'git hooks configuration (lefthook)'],
+  ['mise.toml', 'mise runs its tasks and hooks when you enter the folder'],
+  ['.mise.toml', 'mise runs its tasks and hooks when you enter the folder'],
+  ['.tool-versions', 'version manager configuration (which binaries run)'],
+  ['.rprofile', 'R runs it at start-up'],
+  ['.gemini.json', 'agent configuration'],
+  ['.kiro.json', 'agent configuration'],
+  ['gradle-wrapper.properties', 'the Gradle wrapper downloads and runs what it names'],
+  ['maven-wrapper.properties', 'the Maven wrapper downloads and runs what it names'],
 ]);
 
 /** Folders whose every file is risky, at any depth ([folder, subfolder…] must match consecutive segments). */
@@ -53,6 +65,20 @@ const RISKY_DIRS: readonly (readonly [readonly string[], string])[] = [
   [['.githooks'], 'git hooks'],
   [['.github', 'workflows'], 'CI workflow (runs with the repository\'s secrets)'],
   [['.github', 'actions'], 'CI action (runs with the repository\'s secrets)'],
+  [['.gemini'], 'agent configuration (MCP servers are commands)'],
+  [['.amazonq'], 'agent configuration (MCP servers are commands)'],
+  [['.kiro'], 'agent configuration (hooks, MCP servers)'],
+  [['.codex'], 'agent configuration'],
+  [['.continue'], 'agent configuration'],
+  [['.windsurf'], 'agent configuration'],
+  [['.zed'], 'Zed workspace configuration (tasks)'],
+  [['.cargo'], 'cargo configuration (rustc-wrapper and runners are commands)'],
+  [['.hg'], 'Mercurial configuration and hooks'],
+  // when the workspace is (or holds) a home folder or a dotfiles repository
+  [['.config'], 'per-user configuration of programs (shells, editors, VS Code user settings)'],
+  [['.ssh'], 'ssh configuration (ProxyCommand runs a command)'],
+  [['.aws'], 'AWS configuration (credential_process runs a command)'],
+  [['.kube'], 'Kubernetes configuration (exec credential plugins run commands)'],
 ];
 
 /** File name endings that are risky in any folder. */

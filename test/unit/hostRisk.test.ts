@@ -82,3 +82,12 @@ describe('names: the exact bytes, nothing hidden', () => {
     assert.equal(new Set(shown).size, new Set(names.map((n) => n.toString('hex'))).size);
   });
 });
+
+describe('risky paths found by a red-team read', () => {
+  it('covers agent, build-tool and per-user configuration that runs commands', () => {
+    for (const p of ['.gemini/settings.json', '.amazonq/mcp.json', '.kiro/settings/mcp.json', '.codex/config.toml', '.continue/config.json', '.windsurf/rules', '.zed/tasks.json', '.cargo/config.toml', 'gradle/wrapper/gradle-wrapper.properties', '.mvn/wrapper/maven-wrapper.properties', 'lefthook.yml', 'mise.toml', '.Rprofile', '.hg/hgrc', '.config/Code/User/settings.json', '.config/fish/config.fish', '.ssh/config', '.aws/config', '.kube/config', '.gitlab-ci.yml']) {
+      assert.ok(riskOfPath(p), `${p} runs on your machine`);
+    }
+    for (const p of ['src/config.ts', 'config/app.json', 'docs/cargo.md']) assert.equal(riskOfPath(p), undefined, p);
+  });
+});
