@@ -8,13 +8,13 @@
 // fw_cfg makes the read fail, never read there (vm-host/guest/…/upperfs.py).
 import type { GuestVm } from '../guest/guestVm';
 import { UPPER_MISSING, UPPER_TOO_LARGE } from '../guest/guestAgent';
-import { checkRelative } from './changeSet';
+import { checkRelative, REVIEW_MAX_FILE_BYTES } from './changeSet';
 
 export const BATCH_MAX_BYTES = 64 * 1024 * 1024;
 const READ_TIMEOUT_MS = 600_000;
 
 /** Reads the files in order; a missing one (or one that is not a regular file) maps to undefined. */
-export async function readProposedBatch(vm: GuestVm, rels: readonly Buffer[], opts: { maxBytes?: number } = {}): Promise<(Buffer | undefined)[]> {
+export async function readProposedBatch(vm: GuestVm, rels: readonly Buffer[], opts: { maxBytes?: number; skipTooLarge?: boolean } = {}): Promise<(Buffer | undefined)[]> {
   for (const rel of rels) checkRelative(rel);
   const r = await vm.readUpper(rels, { timeoutMs: READ_TIMEOUT_MS, maxBytes: opts.maxBytes });
   const out: (Buffer | undefined)[] = [];
@@ -24,6 +24,10 @@ export async function readProposedBatch(vm: GuestVm, rels: readonly Buffer[], op
     const len = r.stdout.readBigUInt64BE(at);
     at += 8;
     if (len === UPPER_MISSING) {
+      out.push(undefined);
+      continue;
+    }
+    if (len === UPPER_TOO_LARGE && opts.skipTooLarge) {
       out.push(undefined);
       continue;
     }
@@ -51,7 +55,8 @@ export async function readProposedRange(vm: GuestVm, rel: Buffer, offset: number
 
 /** Reads the agent's version of one changed file from the upper dir (by the guest agent, not through the sandbox). */
 export async function readProposed(vm: GuestVm, rel: Buffer): Promise<Buffer> {
-  const [data] = await readProposedBatch(vm, [rel]);
+  // capped: a file listed small may have grown since the scan (a running command)
+  const [data] = await readProposedBatch(vm, [rel], { maxBytes: REVIEW_MAX_FILE_BYTES });
   if (!data) throw new Error(`Cannot read the proposed ${rel.toString()}: it is no longer in the change set.`);
   return data;
 }
@@ -63,7 +68,7 @@ export async function prefetch(vm: GuestVm, items: readonly { path: Buffer; size
   let bytes = 0;
   const flush = async (): Promise<void> => {
     if (!batch.length) return;
-    const got = await readProposedBatch(vm, batch);
+    const got = await readProposedBatch(vm, batch, { maxBytes: REVIEW_MAX_FILE_BYTES, skipTooLarge: true });
     batch.forEach((rel, i) => got[i] && cache.set(rel.toString('base64'), got[i]));
     batch = [];
     bytes = 0;

@@ -10,7 +10,9 @@ import { addressProblem, type EgressPolicy } from './policy';
 
 export type Resolver = (host: string) => Promise<string[]>;
 
-export const defaultResolver: Resolver = async (host) => (await dnsLookup(host, { all: true, verbatim: true })).map((a) => a.address);
+// A name is looked up fully qualified (trailing dot): the resolver's search domains must never turn
+// an allowed name that does not exist ("zz.npmjs.org") into another host ("zz.npmjs.org.corp.example").
+export const defaultResolver: Resolver = async (host) => (await dnsLookup(net.isIP(host) || host.endsWith('.') ? host : `${host}.`, { all: true, verbatim: true })).map((a) => a.address);
 
 export const CONNECT_TIMEOUT_MS = 10_000;
 
