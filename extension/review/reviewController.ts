@@ -9,7 +9,7 @@ import { acceptChanges, applyChange, assess, hostMtime, isConflicted, readHostFi
 import { asText, diffView, isBinary, MAX_DIFF_BYTES, PANEL_DIFF_BYTES } from '../changes/diffView';
 import { applySelectedHunks, type LineRange } from '../changes/hunks';
 import { changeFingerprint, changeLabel as labelOf, discardInGuest, readChangeSet, REVIEW_MAX_FILE_BYTES, type Change } from '../changes/changeSet';
-import { displayIsExact } from '../changes/names';
+import { displayIsExact, displayName } from '../changes/names';
 import { OwnWrites } from '../changes/ownWrites';
 import { prefetch, readProposed } from '../changes/readBatch';
 import { readProposedCapped, streamProposed, withHashes } from '../changes/streamProposed';
@@ -148,7 +148,7 @@ export class ReviewController implements vscode.Disposable {
     // the label shown is the exact name (escaped where needed); the host side is always found by the raw path
     const uri = vscode.Uri.joinPath(this.workspace, change.display);
     const a = this.assessments.get(change.path.toString('base64')) ?? {};
-    const label = labelOf(change, this.changes) ?? { added: 'Added', modified: 'Modified', deleted: 'Deleted', symlink: `Symlink → ${change.target ? change.target.toString('utf8') : ''}`, mode: `Mode changed to ${(change.mode ?? 0).toString(8)}` }[change.kind];
+    const label = labelOf(change, this.changes) ?? { added: 'Added', modified: 'Modified', deleted: 'Deleted', symlink: `Symlink → ${change.target ? displayName(change.target) : ''}`, mode: `Mode changed to ${(change.mode ?? 0).toString(8)}` }[change.kind];
     const notes = [
       a.risk ? `RUNS ON YOUR MACHINE: ${a.risk} — accepting it asks you to confirm by name` : '',
       a.refused ? `Will be refused: ${a.refused}` : '',
@@ -205,7 +205,7 @@ export class ReviewController implements vscode.Disposable {
   async proposedText(query: string): Promise<string> {
     const { pathB64, sha256: seen } = parseProposedQuery(query);
     const change = this.find(pathB64);
-    if (change?.kind === 'symlink') return `symbolic link → ${change.target?.toString('utf8') ?? ''}\n`;
+    if (change?.kind === 'symlink') return `symbolic link → ${change.target ? displayName(change.target) : ''}\n`;
     if (change?.size !== undefined && change.size > REVIEW_MAX_FILE_BYTES) return `(too large to show: ${mib(change.size)}. Accept streams it to your folder, checked against the listed hash; or discard it.)\n`;
     if (change?.size !== undefined && change.size > MAX_DIFF_BYTES) return `(${change.size.toLocaleString()} bytes: too large to show as a diff. Accept or discard the file as a whole.)\n`;
     const data = await readProposed(await this.task.guest(), Buffer.from(pathB64, 'base64'));
@@ -260,21 +260,30 @@ export class ReviewController implements vscode.Disposable {
         out.push({ ...cached.view, conflicted });
         continue;
       }
-      const view = await this.viewOf(change, proposed.get(b64), conflicted);
+      // The diff shows only bytes with the row's hash: a file the agent rewrote since the scan (and
+      // may rewrite back before Accept) is never shown under the old hash, nor cached.
+      const agent = proposed.get(b64);
+      if (agent && change.sha256 && sha256(agent) !== change.sha256) {
+        out.push(await this.viewOf(change, undefined, conflicted, "the agent changed this file after the list was read: the list is being refreshed"));
+        this.scheduleRefresh();
+        continue;
+      }
+      const view = await this.viewOf(change, agent, conflicted);
       this.diffCache.set(b64, { key, view });
       out.push(view);
     }
     return out;
   }
 
-  private async viewOf(change: Change, agent: Buffer | undefined, conflicted: boolean): Promise<ChangeView> {
+  private async viewOf(change: Change, agent: Buffer | undefined, conflicted: boolean, stale?: string): Promise<ChangeView> {
     const a = this.assessments.get(change.path.toString('base64')) ?? {};
     const base = { path: change.path.toString('base64'), display: change.display, kind: change.kind, conflicted, applied: false, sha256: change.sha256, fingerprint: changeFingerprint(change), risk: a.risk, refusal: a.refused, label: labelOf(change, this.changes) };
     const note = (text: string): ChangeView => ({ ...base, added: 0, removed: 0, lines: [], truncated: false, note: text });
+    if (stale) return note(stale);
     if ((change.size ?? 0) > REVIEW_MAX_FILE_BYTES) return note(`too large to show: ${mib(change.size!)}`);
     switch (change.kind) {
       case 'symlink':
-        return note(`symbolic link → ${change.target?.toString('utf8') ?? ''}`);
+        return note(`symbolic link → ${change.target ? displayName(change.target) : ''}`);
       case 'mode':
         return note(`mode changed to ${(change.mode ?? 0).toString(8)}, content unchanged`);
       case 'deleted':
