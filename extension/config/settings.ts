@@ -8,13 +8,26 @@
 // are reviewed, what the guest may reach or how much of the host it may use.
 import * as os from 'node:os';
 import { z } from 'zod';
+import { parseRule } from '../egress/policy';
 import { Accelerator } from '../protocol/vmHost';
 
 /** review: changes wait for Accept; direct: written to the folder as each tool call ends (changes/direct.ts). */
 export const WorkspaceMode = z.enum(['review', 'direct']);
 
 const domainPattern = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/i;
-const Domain = z.string().regex(domainPattern, 'expected a host name like "registry.npmjs.org" or "*.pypi.org", optionally with ":port"');
+// The proxy's own rule parser has the last word (label and name lengths, port range), so a value
+// that passes here can never make the task's policy fail to build and the VM fail to start.
+const Domain = z
+  .string()
+  .regex(domainPattern, { message: 'expected a host name like "registry.npmjs.org" or "*.pypi.org", optionally with ":port"', abort: true })
+  .refine((v) => {
+    try {
+      parseRule(v);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'not a valid host rule (labels of at most 63 characters, names of at most 253, ports 1–65535)');
 
 export const DEFAULT_ALLOWED_DOMAINS = [
   'registry.npmjs.org',

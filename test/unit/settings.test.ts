@@ -108,3 +108,14 @@ describe('settings', () => {
     });
   });
 });
+
+describe('host rules in settings', () => {
+  it('refuses a rule the proxy could not parse, naming the setting (never a VM that fails to start)', () => {
+    for (const bad of [`${'a'.repeat(64)}.com`, 'x.com:70000', `${'abc.'.repeat(70)}com`]) {
+      const r = parseSettings({ 'network.deniedDomains': [bad] });
+      assert.equal(r.ok, false, bad);
+      if (!r.ok) assert.equal(r.problems[0]!.key, 'cowork.network.deniedDomains');
+    }
+    assert.equal(parseSettings({ 'network.deniedDomains': ['ok.example', '*.ok.example', 'ok.example:8080'] }).ok, true);
+  });
+});
