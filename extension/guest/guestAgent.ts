@@ -11,7 +11,13 @@ import type { SshConnection } from './sshConnection';
 // -I: isolated (no user site, no env), -S: no site module (faster start, stdlib only).
 export const AGENT_COMMAND = 'exec /usr/bin/python3 -u -I -S /usr/local/lib/cowork/agent.py';
 export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
-export const AGENT_START_TIMEOUT_MS = 30_000;
+/**
+ * One try of the agent's start (its hello). Under emulation on a loaded host Python's start can take
+ * many seconds, and an exec channel right after a restart was seen to stay silent for good; so a
+ * silent start is retried once on a new channel (the old one closes, and its agent exits on EOF).
+ */
+export const AGENT_START_TIMEOUT_MS = 45_000;
+export const AGENT_START_TRIES = 2;
 /** A line from the guest longer than this is dropped (the agent's lines are ~90 KB at most). */
 export const MAX_AGENT_LINE = 16 * 1024 * 1024;
 /** The change scan's budget in the guest: hashing stops after it, listing after twice it (changes.py). */
@@ -85,11 +91,18 @@ export class GuestAgent {
 
   private constructor(private readonly channel: ClientChannel) {}
 
-  static async start(conn: SshConnection, timeoutMs = AGENT_START_TIMEOUT_MS): Promise<GuestAgent> {
-    const channel = await conn.exec(AGENT_COMMAND);
-    const agent = new GuestAgent(channel);
-    await agent.attach(timeoutMs);
-    return agent;
+  static async start(conn: SshConnection, timeoutMs = AGENT_START_TIMEOUT_MS, tries = AGENT_START_TRIES): Promise<GuestAgent> {
+    for (let attempt = 1; ; attempt++) {
+      const channel = await conn.exec(AGENT_COMMAND);
+      const agent = new GuestAgent(channel);
+      try {
+        await agent.attach(timeoutMs);
+        return agent;
+      } catch (err) {
+        channel.close();
+        if (attempt >= tries || !(err instanceof GuestError && err.code === 'agent-failed' && /did not start within/.test(err.message))) throw err;
+      }
+    }
   }
 
   private attach(timeoutMs: number): Promise<void> {
