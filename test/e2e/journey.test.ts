@@ -135,7 +135,8 @@ describe('the user journey in a real VS Code', () => {
     await page.locator('.activitybar .action-item a[aria-label^="Cowork"]').click();
     // A background loop stamps /tmp/alive (the task's private tmp) five times a second while the
     // command runs; after Stop, a follow-up proves the loop is gone by seeing the stamp stand still.
-    model.play(say(toolUse('bash', { command: '(while :; do date +%s%N > /tmp/alive; sleep 0.2; done) & echo started-long; sleep 120; echo never' })));
+    // The stamp is written to a temporary file and renamed, so the kill cannot leave it empty half way.
+    model.play(say(toolUse('bash', { command: '(while :; do date +%s%N > /tmp/alive.new && mv -f /tmp/alive.new /tmp/alive; sleep 0.2; done) & echo started-long; sleep 120; echo never' })));
     await panel.locator('#prompt textarea').fill('Run something long');
     await panel.locator('#delegate').click();
     await panel.locator('details.tool pre.output', { hasText: 'started-long' }).waitFor({ timeout: 240_000 });

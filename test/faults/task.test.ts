@@ -40,7 +40,7 @@ after(async () => {
 function loopFor(transcript: TranscriptStore): AgentLoop {
   return new AgentLoop({
     client: new Anthropic({ apiKey: 'sk-ant-fault-test-0123456789', baseURL, maxRetries: 2 }),
-    model: 'claude-sonnet-4-5',
+    model: 'claude-opus-5-5',
     maxTokens: 1024,
     tokenBudget: 0,
     commandTimeoutMs: 10_000,

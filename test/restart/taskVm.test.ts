@@ -77,7 +77,7 @@ before(
     model = new ScriptedModel();
     const baseURL = await model.start();
     helper = new VmHelper({ helperPath: HELPER, log: process.env.COWORK_TEST_VERBOSE ? { ...quiet, warn: console.error, info: console.error } : quiet });
-    const settings = SettingsSchema.parse({ apiBaseUrl: baseURL, model: 'claude-sonnet-4-5', 'vm.accelerator': testAccelerator(), 'vm.cpus': 2, 'vm.memoryMiB': 1024, 'vm.diskGiB': 4, 'vm.idleStopMinutes': 0 });
+    const settings = SettingsSchema.parse({ apiBaseUrl: baseURL, 'vm.accelerator': testAccelerator(), 'vm.cpus': 2, 'vm.memoryMiB': 1024, 'vm.diskGiB': 4, 'vm.idleStopMinutes': 0 });
     manager = await TaskManager.load({ helper, workspace: ws, storageDir: path.join(root.dir, 'storage'), log: quiet, apiKey: () => Promise.resolve(API_KEY), settings: () => settings });
     model.play(say(toolUse('bash', { command: 'printf "first change\\n" > one.txt && echo ok' })), say(text('Wrote one.txt.')));
     const created = await manager.create('write one.txt');

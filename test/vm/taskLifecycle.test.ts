@@ -60,7 +60,7 @@ before(
     model = new ScriptedModel();
     const baseURL = await model.start();
     helper = new VmHelper({ helperPath: HELPER, log: quiet });
-    settings = SettingsSchema.parse({ apiBaseUrl: baseURL, model: 'claude-sonnet-4-5', 'vm.accelerator': testAccelerator(), 'vm.cpus': 2, 'vm.memoryMiB': 1024, 'vm.diskGiB': 4, 'vm.idleStopMinutes': 0, 'agent.tokenBudget': 1 });
+    settings = SettingsSchema.parse({ apiBaseUrl: baseURL, 'vm.accelerator': testAccelerator(), 'vm.cpus': 2, 'vm.memoryMiB': 1024, 'vm.diskGiB': 4, 'vm.idleStopMinutes': 0, 'agent.tokenBudget': 1 });
   },
   { timeout: 30_000 },
 );
