@@ -6,11 +6,11 @@
 // is typing while events stream in; the transcript (./view/transcriptView) re-renders only the
 // items that changed and the changes (./view/changesView) only when the host sends new ones, so a
 // 5,000-event task stays smooth. Updates are batched to one per animation frame.
-import { HostToWebview, type ChangeView, type TaskSummary, type VmStatusView, type VmUsageView, type WebviewToHost } from '../extension/protocol/webview';
+import { HostToWebview, type BlockedView, type ChangeView, type TaskSummary, type VmStatusView, type VmUsageView, type WebviewToHost } from '../extension/protocol/webview';
 import { button, divider, registerComponents, tag, textArea, textField } from './ui';
 import { ChangesView, type ChangeActions } from './view/changesView';
 import { age, bytes, el } from './view/dom';
-import { applyEvent, applyTextDelta, applyToolOutput, applyToolStart, emptyView, type TaskView } from './view/transcriptModel';
+import { applyEvent, applyTextDelta, applyToolOutput, applyToolSnapshot, applyToolStart, emptyView, type TaskView } from './view/transcriptModel';
 import { TranscriptView } from './view/transcriptView';
 
 declare function acquireVsCodeApi(): { postMessage(msg: unknown): void; getState(): unknown; setState(s: unknown): void };
@@ -28,13 +28,14 @@ interface PanelState {
   taskVm: VmStatusView | null;
   usage: VmUsageView | null;
   changes: ChangeView[];
-  blocked: { host: string; port: number; reason?: string }[];
+  blocked: BlockedView[];
+  blockedTotal: number;
   lastCommand?: { command: string; output: string; exit: string };
 }
 const saved = vscode.getState() as { selected?: string | null } | undefined;
-const state: PanelState = { vm: { state: 'stopped' }, trusted: true, settingsProblem: null, scripted: false, tasks: [], selected: saved?.selected ?? null, view: emptyView(), taskVm: null, usage: null, changes: [], blocked: [] };
+const state: PanelState = { vm: { state: 'stopped' }, trusted: true, settingsProblem: null, scripted: false, tasks: [], selected: saved?.selected ?? null, view: emptyView(), taskVm: null, usage: null, changes: [], blocked: [], blockedTotal: 0 };
 
-const STATE_LABEL: Record<VmStatusView['state'], string> = { stopped: 'VM stopped', booting: 'VM booting…', ready: 'VM ready', stopping: 'VM stopping…', failed: 'VM failed' };
+const STATE_LABEL: Record<VmStatusView['state'], string> = { stopped: 'stopped', booting: 'booting…', ready: 'ready', stopping: 'stopping…', failed: 'failed' };
 const TASK_LABEL: Record<TaskSummary['state'], string> = { queued: 'queued', booting: 'booting VM', running: 'running', idle: 'waiting for review', failed: 'failed', stopped: 'stopped' };
 
 // ---- the page, built once ----------------------------------------------------------------------
@@ -118,8 +119,9 @@ function renderTaskList(): void {
 
 function renderStrip(task: TaskSummary): void {
   const vm = state.taskVm ?? { state: 'stopped' as const };
-  const vmState = el('span', `vm-state state-${vm.state}`, STATE_LABEL[vm.state]);
+  const vmState = el('span', `vm-state state-${vm.state}`, `This task's VM: ${STATE_LABEL[vm.state]}`);
   vmState.id = 'task-vm-state';
+  vmState.title = 'Each task runs in a VM of its own; its changes stay there until you accept them.';
   const parts: HTMLElement[] = [vmState];
   if (vm.accelerator) parts.push(tag(vm.accelerator));
   const u = state.usage;
@@ -154,13 +156,20 @@ function renderPlan(): void {
 
 function renderBlocked(task: TaskSummary): void {
   blocked.hidden = state.blocked.length === 0;
-  const rows: HTMLElement[] = [el('div', 'muted', 'Blocked network requests:')];
-  const seen = new Set<string>();
-  for (const r of state.blocked.slice(-10)) {
+  const shown = state.blocked.slice(-10);
+  const more = state.blockedTotal - shown.reduce((n, r) => n + r.count, 0);
+  const rows: HTMLElement[] = [el('div', 'muted', `Blocked network requests${more > 0 ? ` (latest ${shown.length}; ${more.toLocaleString()} more in Cowork: Show Network Log)` : ''}:`)];
+  const offered = new Set<string>();
+  for (const r of shown) {
     const row = el('div', 'row blocked-item');
-    row.append(el('span', '', `${r.host}:${r.port}${r.reason ? ` — ${r.reason}` : ''}`));
-    if (!seen.has(`${r.host}:${r.port}`) && !/model API/.test(r.reason ?? '')) {
-      seen.add(`${r.host}:${r.port}`);
+    row.dataset.host = r.host;
+    row.append(el('span', 'blocked-dest', `${r.host}:${r.port}${r.count > 1 ? ` ×${r.count}` : ''}${r.reason ? ` — ${r.reason}` : ''}`));
+    const key = `${r.host}:${r.port}`;
+    if (!r.canAllow) {
+      const why = el('span', 'muted cannot-allow', `Can't be allowed here: ${r.why ?? 'never reachable from the task'}`);
+      row.append(why);
+    } else if (!offered.has(key)) {
+      offered.add(key);
       row.append(button('Allow for this task', { secondary: true, onClick: () => send({ type: 'allowDomain', taskId: task.id, host: r.host, port: r.port }) }));
     }
     rows.push(row);
@@ -180,7 +189,8 @@ function changeActions(taskId: string): ChangeActions {
 
 function renderVm(): void {
   vmLabel.className = `vm-state state-${state.vm.state}`;
-  vmLabel.textContent = `Workspace ${STATE_LABEL[state.vm.state]}`;
+  vmLabel.textContent = `Smoke-test VM: ${STATE_LABEL[state.vm.state]}`;
+  vmLabel.title = 'A VM of its own for trying commands (Start VM); it is not any task\'s VM. Each task runs in a VM of its own.';
   const running = state.vm.state === 'ready' || state.vm.state === 'booting';
   vmButtons.replaceChildren(
     running
@@ -254,11 +264,15 @@ window.addEventListener('message', (event: MessageEvent) => {
         state.changes = [];
         state.usage = null;
       }
+      // the whole task as the host knows it: nothing of the previous view is kept
       state.view = emptyView();
-      state.blocked = [];
+      state.blocked = msg.blocked;
+      state.blockedTotal = msg.blockedTotal;
       state.taskVm = msg.vm;
       transcript.reset();
       for (const e of msg.events) applyEvent(state.view, e);
+      for (const t of msg.live?.tools ?? []) applyToolSnapshot(state.view, t);
+      if (msg.live?.text) applyTextDelta(state.view, msg.live.text);
       break;
     case 'taskVm':
       if (msg.taskId === state.selected) state.taskVm = msg.vm;
@@ -269,16 +283,18 @@ window.addEventListener('message', (event: MessageEvent) => {
     case 'changes':
       if (msg.taskId === state.selected) state.changes = msg.files;
       break;
-    case 'egress':
-      if (msg.taskId === state.selected && !msg.record.allowed) state.blocked.push({ host: msg.record.host, port: msg.record.port, reason: msg.record.reason });
-      if (state.blocked.length > 200) state.blocked.splice(0, state.blocked.length - 200); // the guest decides how many arrive
+    case 'blocked':
+      if (msg.taskId === state.selected) {
+        state.blocked = msg.items;
+        state.blockedTotal = msg.total;
+      }
       break;
     case 'live': {
       if (msg.taskId !== state.selected) return;
       const e = msg.event;
       if (e.type === 'text_delta') applyTextDelta(state.view, e.text);
       else if (e.type === 'tool_start') applyToolStart(state.view, e.id, e.name, e.input);
-      else if (e.type === 'tool_output') applyToolOutput(state.view, e.id, e.chunk);
+      else if (e.type === 'tool_output') applyToolOutput(state.view, e.id, e.chunk, e.stream);
       else if (e.type === 'transcript') applyEvent(state.view, e.event);
       break;
     }

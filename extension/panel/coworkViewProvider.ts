@@ -14,6 +14,7 @@ import type { TaskManager } from '../session/taskManager';
 import type { WorkspaceVm } from '../session/workspaceVm';
 import { readSettings } from '../workbench/settings';
 import { changeFingerprint } from '../changes/changeSet';
+import { allowability, TaskPanelState } from './taskPanelState';
 
 /** LiveEvent as the webview protocol carries it (unknown tool input stays unknown). */
 function liveView(e: LiveEvent): Extract<HostToWebview, { type: 'live' }>['event'] {
@@ -44,6 +45,10 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
   private lastCpu: { taskId: string; seconds: number; at: number } | undefined;
   private changesInFlight = false;
   private changesAgain = false;
+  /** per task: what the panel shows beyond the transcript (blocked requests, streamed output) */
+  private readonly panelState = new Map<string, TaskPanelState>();
+  /** the last command of the command box, sent again when the view reloads */
+  private lastCommand: Extract<HostToWebview, { type: 'commandResult' }> | undefined;
 
   constructor(private readonly deps: PanelDeps) {}
 
@@ -99,7 +104,9 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
     this.selected = taskId;
     this.watch(task);
     this.post({ type: 'tasks', tasks: this.summaries(manager!), selected: taskId });
-    this.post({ type: 'transcript', taskId, events: [...task.transcript.all], vm: task.vm.current });
+    const ps = this.stateOf(taskId);
+    const blocked = ps.blocked();
+    this.post({ type: 'transcript', taskId, events: [...task.transcript.all], vm: task.vm.current, live: ps.live(), blocked: blocked.items, blockedTotal: blocked.total });
     this.lastCpu = undefined;
     this.pushChanges();
     void this.sampleUsage();
@@ -149,16 +156,28 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
     }
   }
 
+  private stateOf(taskId: string): TaskPanelState {
+    let ps = this.panelState.get(taskId);
+    if (!ps) this.panelState.set(taskId, (ps = new TaskPanelState()));
+    return ps;
+  }
+
   private watch(task: Task): void {
     if (this.watched.has(task.info.id)) return;
     this.watched.add(task.info.id);
     const id = task.info.id;
+    const ps = this.stateOf(id);
+    // denials of an earlier session (before a window reload) come from the task's audit log
+    ps.loadAudit(task.vm.egressLog);
     const onLive = (event: LiveEvent): void => {
+      ps.onLive(event);
       if (id === this.selected) this.post({ type: 'live', taskId: id, event: liveView(event) });
     };
     task.on('live', onLive);
     const vmSub = task.vm.onStatus((vm) => id === this.selected && this.post({ type: 'taskVm', taskId: id, vm }));
-    const egressSub = task.vm.onEgress((r) => id === this.selected && this.post({ type: 'egress', taskId: id, record: { host: r.host, port: r.port, allowed: r.allowed, rule: r.rule, reason: r.reason, time: r.time } }));
+    const egressSub = task.vm.onEgress((r) => {
+      if (ps.onEgress(r) && id === this.selected) this.post({ type: 'blocked', taskId: id, ...ps.blocked() });
+    });
     const review = this.deps.review(id);
     const changesSub = review?.onDidChangeCount(() => {
       void this.pushTasks();
@@ -192,10 +211,14 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
     const msg = parsed.data;
     switch (msg.type) {
       case 'ready':
+        // a new page (first load, shown again after being hidden, reloaded): it knows nothing, so
+        // everything is sent again from the host's state; what was queued is part of that
         this.ready = true;
-        for (const m of this.queue.splice(0)) void this.view?.webview.postMessage(m);
+        this.queue = [];
         this.pushState();
+        if (this.lastCommand) this.post(this.lastCommand);
         await this.pushTasks();
+        if (this.selected) await this.select(this.selected);
         return;
       case 'invalidMessage':
         this.deps.log.error(`[panel] the webview refused a message: ${msg.error}`);
@@ -242,9 +265,17 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
         if (change) await vscode.commands.executeCommand(msg.type === 'acceptFile' ? Commands.acceptFile : Commands.discardFile, { change: seen, taskId: msg.taskId });
         return;
       }
-      case 'acceptAll':
-        await vscode.commands.executeCommand(Commands.acceptAll, msg.taskId);
+      case 'acceptAll': {
+        // the rows marked "will be refused" are not part of Accept All (the panel says how many and why)
+        const review = this.deps.review(msg.taskId);
+        if (!review) return;
+        const refused = new Set((await review.views()).filter((v) => v.refusal && !v.applied).map((v) => v.path));
+        if (refused.size === 0) return void (await vscode.commands.executeCommand(Commands.acceptAll, msg.taskId));
+        const states = review.all.filter((c) => !refused.has(c.path.toString('base64'))).map((change) => ({ change, taskId: msg.taskId }));
+        if (states.length === 0) return void vscode.window.showInformationMessage(`Cowork: nothing to accept: ${refused.size === 1 ? 'the change' : `all ${refused.size} changes`} would be refused (the panel says why).`);
+        await vscode.commands.executeCommand(Commands.acceptFile, states);
         return;
+      }
       case 'discardAll':
         await vscode.commands.executeCommand(Commands.discardAll, msg.taskId);
         return;
@@ -253,6 +284,9 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
         return;
       case 'allowDomain': {
         const task = (await this.deps.tasks())?.get(msg.taskId);
+        // the page is not trusted to hide the button: the host judges the destination again
+        const verdict = allowability({ host: msg.host, port: msg.port ?? 443, rule: 'default-deny' });
+        if (!verdict.canAllow) return void vscode.window.showWarningMessage(`Cowork: ${msg.host} cannot be allowed: ${verdict.why}.`);
         try {
           const allowed = task?.vm.allowDomain(msg.host, msg.port);
           if (allowed) void vscode.window.showInformationMessage(`Cowork: ${allowed} is allowed for this task. The agent can retry.`);
@@ -264,9 +298,9 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
       case 'runCommand': {
         try {
           const r = await vscode.commands.executeCommand<{ code: number | null; signal: string | null; output: string } | undefined>(Commands.runInVm, msg.command);
-          if (r) this.post({ type: 'commandResult', command: msg.command, output: r.output, exit: r.code !== null ? `exit ${r.code}` : `killed by ${r.signal}` });
+          if (r) this.post((this.lastCommand = { type: 'commandResult', command: msg.command, output: r.output, exit: r.code !== null ? `exit ${r.code}` : `killed by ${r.signal}` }));
         } catch (err) {
-          this.post({ type: 'commandResult', command: msg.command, output: err instanceof Error ? err.message : String(err), exit: 'error' });
+          this.post((this.lastCommand = { type: 'commandResult', command: msg.command, output: err instanceof Error ? err.message : String(err), exit: 'error' }));
         }
         return;
       }

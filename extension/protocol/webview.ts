@@ -27,7 +27,19 @@ export const LiveView = z.discriminatedUnion('type', [
   z.object({ type: z.literal('turn_end') }),
 ]);
 
-export const EgressView = z.object({ host: z.string(), port: z.number(), allowed: z.boolean(), rule: z.string(), reason: z.string().optional(), time: z.string() });
+/** A blocked network request as the panel lists it; `canAllow` false: no Allow button, `why` says why. */
+export const BlockedView = z.object({ host: z.string(), port: z.number(), rule: z.string(), reason: z.string().optional(), time: z.string(), count: z.number().int().positive().default(1), canAllow: z.boolean(), why: z.string().optional() });
+export type BlockedView = z.infer<typeof BlockedView>;
+
+const Piece = z.object({ stream: z.enum(['stdout', 'stderr']), text: z.string() });
+/** A tool call's output as it streamed (extension/panel/liveOutput.ts). */
+export const StreamedOutputView = z.object({ head: z.array(Piece), tail: z.array(Piece), seen: z.number().int().nonnegative(), omitted: z.number().int().nonnegative() });
+/** What the host keeps of a task beyond its transcript: streamed tool output and the text being written. */
+export const LiveSnapshot = z.object({
+  text: z.string(),
+  tools: z.array(z.object({ id: z.string(), name: z.string(), input: z.unknown(), running: z.boolean(), output: StreamedOutputView })),
+});
+export type LiveSnapshot = z.infer<typeof LiveSnapshot>;
 
 /** One changed file as the panel shows it: a unified diff (text files) or a note (binary, large, symlink). */
 export const ChangeView = z.object({
@@ -63,10 +75,11 @@ export const HostToWebview = z.discriminatedUnion('type', [
   z.object({ type: z.literal('state'), vm: VmStatusView, trusted: z.boolean(), settingsProblem: z.string().nullable(), scripted: z.boolean().default(false) }),
   z.object({ type: z.literal('commandResult'), command: z.string(), output: z.string(), exit: z.string() }),
   z.object({ type: z.literal('tasks'), tasks: z.array(TaskSummary), selected: z.string().nullable() }),
-  z.object({ type: z.literal('transcript'), taskId: z.string(), events: z.array(TranscriptEvent), vm: VmStatusView }),
+  /** everything the panel shows for a task, sent whole when it is selected or the view (re)loads */
+  z.object({ type: z.literal('transcript'), taskId: z.string(), events: z.array(TranscriptEvent), vm: VmStatusView, live: LiveSnapshot.optional(), blocked: z.array(BlockedView).default([]), blockedTotal: z.number().int().nonnegative().default(0) }),
   z.object({ type: z.literal('live'), taskId: z.string(), event: LiveView }),
   z.object({ type: z.literal('taskVm'), taskId: z.string(), vm: VmStatusView }),
-  z.object({ type: z.literal('egress'), taskId: z.string(), record: EgressView }),
+  z.object({ type: z.literal('blocked'), taskId: z.string(), items: z.array(BlockedView), total: z.number().int().nonnegative() }),
   z.object({ type: z.literal('changes'), taskId: z.string(), files: z.array(ChangeView) }),
   z.object({ type: z.literal('vmUsage'), taskId: z.string(), usage: VmUsageView }),
 ]);

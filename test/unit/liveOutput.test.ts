@@ -37,7 +37,7 @@ describe('live tool output', () => {
       shown.push(view.cards.get('t')!.output);
     }
     const card = view.cards.get('t')!;
-    assert.equal(card.live!.seen, sent);
+    assert.equal(card.streamed!.seen, sent);
     assert.notEqual(shown.at(-1), shown.at(-2), 'the shown text changes with each chunk');
     assert.ok(card.output.includes('59 yyy'), 'the latest line is shown');
     assert.ok(card.output.startsWith('0 yyy'), 'the first line is still shown');

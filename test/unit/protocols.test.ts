@@ -49,7 +49,7 @@ describe('webview protocol', () => {
     transcript: { valid: { type: 'transcript', taskId: 't', events: [{ at: 1, type: 'user', text: 'hi' }], vm }, invalid: { type: 'transcript', taskId: 't', events: [{ type: 'user' }], vm } },
     live: { valid: { type: 'live', taskId: 't', event: { type: 'tool_output', id: 'x', chunk: 'a', stream: 'stdout' } }, invalid: { type: 'live', taskId: 't', event: { type: 'tool_output', id: 'x', chunk: 'a', stream: 'tty' } } },
     taskVm: { valid: { type: 'taskVm', taskId: 't', vm }, invalid: { type: 'taskVm', taskId: 't', vm: { state: 'exploded' } } },
-    egress: { valid: { type: 'egress', taskId: 't', record: { host: 'a.example', port: 443, allowed: false, rule: 'default-deny', time: 'now' } }, invalid: { type: 'egress', taskId: 't', record: { host: 'a.example' } } },
+    blocked: { valid: { type: 'blocked', taskId: 't', items: [{ host: 'a.example', port: 443, rule: 'default-deny', time: 'now', canAllow: true }], total: 1 }, invalid: { type: 'blocked', taskId: 't', items: [{ host: 'a.example', port: 443 }], total: 1 } },
     changes: { valid: { type: 'changes', taskId: 't', files: [change] }, invalid: { type: 'changes', taskId: 't', files: [{ ...change, kind: 'renamed' }] } },
     vmUsage: { valid: { type: 'vmUsage', taskId: 't', usage: { cpuPercent: 12.5, rssBytes: 1e9, diskBytes: 1e6 } }, invalid: { type: 'vmUsage', taskId: 't', usage: { cpuPercent: -1 } } },
   };

@@ -56,20 +56,37 @@ export class ChangesView {
     const pending = files.filter((f) => !f.applied).length;
     const applied = files.length - pending;
     sum.append(el('span', 'section-title', applied ? `Changed in your folder (${applied})${pending ? ` · not applied (${pending})` : ''}` : `Changes (${files.length})`));
+    const refused = files.filter((f) => !f.applied && f.refusal);
     if (pending) {
+      const acceptable = pending - refused.length;
       sum.append(
         inert(
-          button('Accept All', { icon: 'check-all', id: 'accept-all', onClick: () => act.acceptAll() }),
+          button(refused.length ? `Accept ${acceptable}` : 'Accept All', { icon: 'check-all', id: 'accept-all', disabled: acceptable === 0, onClick: () => act.acceptAll() }),
           button('Discard All', { icon: 'discard', secondary: true, id: 'discard-all', onClick: () => act.discardAll() }),
         ),
       );
+    }
+    if (refused.length) {
+      // Accept All leaves these out (the host does too): say how many, and take the person to why
+      const why = el('button', 'link not-included', `${refused.length} not included: see why`);
+      why.id = 'not-included';
+      why.addEventListener('click', (e) => {
+        e.preventDefault();
+        const first = this.root.querySelector<HTMLDetailsElement>('details.file-diff.refused');
+        if (first) {
+          first.open = true;
+          first.scrollIntoView({ block: 'center' });
+          first.querySelector<HTMLElement>('summary')?.focus();
+        }
+      });
+      sum.append(why);
     }
     const few = files.length <= 3 && files.reduce((n, f) => n + f.lines.length, 0) <= 80;
     this.root.replaceChildren(sum, ...files.map((file) => this.file(file, few, act)));
   }
 
   private file(file: ChangeView, few: boolean, act: ChangeActions): HTMLElement {
-    const det = el('details', `file-diff kind-${file.kind}${file.conflicted ? ' conflicted' : ''}${file.risk ? ' runs-on-host' : ''}`);
+    const det = el('details', `file-diff kind-${file.kind}${file.conflicted ? ' conflicted' : ''}${file.risk ? ' runs-on-host' : ''}${file.refusal && !file.applied ? ' refused' : ''}`);
     det.dataset.path = file.display;
     const head = el('summary');
     const icon = file.refusal ? 'error' : file.risk || file.conflicted ? 'warning' : file.kind === 'added' ? 'diff-added' : file.kind === 'deleted' ? 'diff-removed' : 'diff-modified';
@@ -92,8 +109,14 @@ export class ChangesView {
       file.applied
         ? // direct mode: already in the folder; Revert puts the person's version back
           inert(openDiff, iconButton('discard', `Revert ${file.display} to your version`, () => act.discard(file.path)))
-        : inert(openDiff, iconButton('check', `Accept ${file.display}`, () => act.accept(file.path, file.sha256, file.fingerprint)), iconButton('discard', `Discard ${file.display}`, () => act.discard(file.path))),
+        : file.refusal
+          ? // Accept would refuse it: no Accept button, the reason is on the row
+            inert(openDiff, iconButton('discard', `Discard ${file.display}`, () => act.discard(file.path)))
+          : inert(openDiff, iconButton('check', `Accept ${file.display}`, () => act.accept(file.path, file.sha256, file.fingerprint)), iconButton('discard', `Discard ${file.display}`, () => act.discard(file.path))),
     );
+    // why Accept refuses it (and where a link points), on the row itself: visible without opening it
+    if (file.refusal && !file.applied) head.append(el('span', 'row-reason refusal-reason', `Accept will refuse this: ${file.refusal}${file.kind === 'symlink' && file.note ? ` (${file.note})` : ''}`));
+    else if (file.risk) head.append(el('span', 'row-reason risk-reason', `Runs on your machine: ${file.risk}. Accept asks you to confirm it by name.`));
     det.append(head, file.note ? el('p', 'muted note', file.note) : diffBody(file));
     det.open = this.open.get(file.path) ?? (few && !file.note);
     det.addEventListener('toggle', () => this.open.set(file.path, det.open));

@@ -1,15 +1,17 @@
 // Folds a task's transcript events and live deltas into what the panel shows: turns of text, tool
 // cards with their results, the plan, errors, totals. Pure (no DOM) so it is unit-tested.
 import type { TranscriptEvent } from '../../extension/protocol/transcript';
-import { appendLive, LIVE_MAX_CHARS, type LiveOutput } from '../../extension/agent/tools/output';
+import { LIVE_MAX_CHARS } from '../../extension/agent/tools/output';
+import { appendOutput, emptyOutput, outputText, type Stream, type StreamedOutput } from '../../extension/panel/liveOutput';
 
 export interface ToolCard {
   readonly id: string;
   readonly name: string;
   readonly input: unknown;
+  /** the streamed output as plain text (stdout and stderr in arrival order) */
   output: string;
-  /** live output past the limit: head and tail kept (extension/agent/tools/output.ts appendLive) */
-  live?: LiveOutput;
+  /** the output as it streamed, each piece marked stdout or stderr; past the limit head and tail (extension/panel/liveOutput.ts) */
+  streamed?: StreamedOutput;
   result?: { content: string; isError: boolean; exitCode?: number | null; durationMs?: number };
   running: boolean;
 }
@@ -110,12 +112,43 @@ export function applyToolStart(view: TaskView, id: string, name: string, input: 
 }
 
 export const MAX_LIVE_OUTPUT = LIVE_MAX_CHARS;
-export function applyToolOutput(view: TaskView, id: string, chunk: string): void {
+export function applyToolOutput(view: TaskView, id: string, chunk: string, stream: Stream = 'stdout'): void {
   const card = cards(view).get(id);
   if (!card) return;
-  card.live ??= { text: card.output, seen: card.output.length };
-  appendLive(card.live, chunk);
-  card.output = card.live.text;
+  card.streamed ??= emptyOutput();
+  appendOutput(card.streamed, chunk, stream);
+  card.output = outputText(card.streamed);
+}
+
+/** The host's copy of a tool call's streamed output (after a reload): replaces what the view had. */
+export function applyToolSnapshot(view: TaskView, t: { id: string; name: string; input: unknown; running: boolean; output: StreamedOutput }): void {
+  let card = cards(view).get(t.id);
+  if (!card) {
+    if (!t.running) return; // a card of an older turn the transcript no longer shows
+    applyToolStart(view, t.id, t.name, t.input);
+    card = cards(view).get(t.id)!;
+  }
+  card.running = t.running && !card.result;
+  card.streamed = { head: t.output.head.map((p) => ({ ...p })), tail: t.output.tail.map((p) => ({ ...p })), seen: t.output.seen, omitted: t.output.omitted };
+  card.output = outputText(card.streamed);
+}
+
+/**
+ * What a finished command's card says beside its exit code, read from the result the model got
+ * (extension/agent/tools/bashTool.ts): stopped, timed out, killed by a signal or for memory, and
+ * whether output was left out.
+ */
+export function resultFlags(card: Pick<ToolCard, 'result' | 'streamed'>): string[] {
+  const out: string[] = [];
+  const c = card.result?.content ?? '';
+  if (/The command was stopped by the person\./.test(c)) out.push('stopped');
+  if (/The command timed out after/.test(c)) out.push('timed out');
+  const sig = /killed by signal (\w+)/.exec(c);
+  if (sig) out.push(`signal ${sig[1]}`);
+  if (/exceeded its memory limit/.test(c)) out.push('out of memory');
+  if (/sandbox process limit/.test(c)) out.push('process limit');
+  if (/\[… output truncated|more bytes of output not kept|binary output, \d+ bytes/.test(c) || (card.streamed?.omitted ?? 0) > 0) out.push('truncated');
+  return out;
 }
 
 /** What a tool card's header says: the command, or the editor's action and file. */

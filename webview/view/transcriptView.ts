@@ -4,7 +4,26 @@
 import { progressRing } from '../ui';
 import { el } from './dom';
 import { renderMarkdown } from './markdown';
-import { describeTool, type Item } from './transcriptModel';
+import { outputPieces } from '../../extension/panel/liveOutput';
+import { describeTool, resultFlags, type Item, type ToolCard } from './transcriptModel';
+
+/** A tool's output as it streamed: stdout and stderr interleaved in arrival order, stderr marked. */
+function outputBody(c: ToolCard): HTMLElement | undefined {
+  if (c.streamed && c.streamed.seen > 0) {
+    const pre = el('pre', 'output streamed');
+    for (const p of outputPieces(c.streamed)) {
+      if (p.stream === 'stdout') pre.append(document.createTextNode(p.text));
+      else {
+        const span = el('span', p.stream === 'stderr' ? 'stderr' : 'omitted', p.stream === 'omitted' ? `\n${p.text}\n` : p.text);
+        if (p.stream === 'stderr') span.title = 'stderr';
+        pre.append(span);
+      }
+    }
+    return pre;
+  }
+  const body = c.result ? c.result.content : c.output;
+  return body ? el('pre', 'output', body) : undefined;
+}
 
 /** How many transcript items are in the page at once; "Show earlier" adds as many again. */
 const WINDOW = 200;
@@ -15,7 +34,7 @@ function signature(item: Item): string {
     case 'assistant':
       return `${item.live ? 'live' : 'done'}:${item.text.length}`;
     case 'tool':
-      return `${item.card.running}:${item.card.live?.seen ?? item.card.output.length}:${item.card.result ? 'r' : ''}`;
+      return `${item.card.running}:${item.card.streamed?.seen ?? item.card.output.length}:${item.card.streamed?.head.length ?? 0}:${item.card.result ? 'r' : ''}`;
     case 'user':
     case 'error':
     case 'stopped':
@@ -83,16 +102,19 @@ export class TranscriptView {
         const sum = el('summary');
         sum.append(el('span', `codicon codicon-${c.name === 'bash' ? 'terminal' : c.name === 'update_plan' ? 'checklist' : 'edit'}`), el('span', 'tool-title', describeTool(c)));
         if (c.running) sum.append(progressRing());
+        if (c.streamed?.head.some((p) => p.stream === 'stderr') || c.streamed?.tail.some((p) => p.stream === 'stderr')) sum.append(el('span', 'badge stderr-badge', 'stderr'));
         if (c.result) {
           const bits: string[] = [];
           if (c.result.exitCode !== undefined && c.result.exitCode !== null) bits.push(`exit ${c.result.exitCode}`);
           if (c.result.durationMs !== undefined) bits.push(`${(c.result.durationMs / 1000).toFixed(1)} s`);
-          if (c.result.isError) bits.push('error');
+          const flags = resultFlags(c);
+          if (c.result.isError && !flags.length && (c.result.exitCode === undefined || c.result.exitCode === null || c.result.exitCode === 0)) bits.push('error');
           if (bits.length) sum.append(el('span', 'muted tool-meta', bits.join(' · ')));
-        }
+          for (const f of flags) sum.append(el('span', `badge flag flag-${f.replace(/\W+/g, '-')}`, f));
+        } else if ((c.streamed?.omitted ?? 0) > 0) sum.append(el('span', 'badge flag flag-truncated', 'truncated'));
         det.append(sum);
-        const body = c.result ? c.result.content : c.output;
-        if (body) det.append(el('pre', 'output', body));
+        const body = outputBody(c);
+        if (body) det.append(body);
         // running cards are open; finished ones closed, unless the person chose otherwise
         det.open = this.toggled.get(c.id) ?? c.running;
         det.addEventListener('toggle', () => {
