@@ -184,6 +184,8 @@ function changeActions(taskId: string): ChangeActions {
     discard: (path) => send({ type: 'discardFile', taskId, path }),
     acceptAll: () => send({ type: 'acceptAll', taskId }),
     discardAll: () => send({ type: 'discardAll', taskId }),
+    acceptFolder: (folder) => send({ type: 'acceptFolder', taskId, folder }),
+    discardFolder: (folder) => send({ type: 'discardFolder', taskId, folder }),
   };
 }
 

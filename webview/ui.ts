@@ -1,12 +1,12 @@
 // The only module that knows which web-component library draws the panel. @vscode/webview-ui-toolkit
 // was asked for by the product's author; it is deprecated upstream (Jan 2025), so everything else
 // in the webview calls these helpers, and moving to @vscode-elements/elements is a change here only.
-import { provideVSCodeDesignSystem, vsCodeButton, vsCodeDivider, vsCodeProgressRing, vsCodeTag, vsCodeTextArea, vsCodeTextField } from '@vscode/webview-ui-toolkit';
+import { provideVSCodeDesignSystem, vsCodeButton, vsCodeDivider, vsCodeProgressRing, vsCodeTextArea, vsCodeTextField } from '@vscode/webview-ui-toolkit';
 
 let registered = false;
 export function registerComponents(): void {
   if (registered) return;
-  provideVSCodeDesignSystem().register(vsCodeButton(), vsCodeTextArea(), vsCodeTextField(), vsCodeProgressRing(), vsCodeTag(), vsCodeDivider());
+  provideVSCodeDesignSystem().register(vsCodeButton(), vsCodeTextArea(), vsCodeTextField(), vsCodeProgressRing(), vsCodeDivider());
   registered = true;
 }
 
@@ -61,8 +61,13 @@ export function progressRing(): HTMLElement {
   return document.createElement('vscode-progress-ring');
 }
 
+/**
+ * A small label. Not the toolkit's vscode-tag: its template binds a `style` attribute, which the
+ * panel's CSP (no inline styles) refuses with a console error; this looks the same (media/panel.css).
+ */
 export function tag(text: string): HTMLElement {
-  const t = document.createElement('vscode-tag');
+  const t = document.createElement('span');
+  t.className = 'tag';
   t.textContent = text;
   return t;
 }

@@ -14,6 +14,7 @@ import type { TaskManager } from '../session/taskManager';
 import type { WorkspaceVm } from '../session/workspaceVm';
 import { readSettings } from '../workbench/settings';
 import { changeFingerprint } from '../changes/changeSet';
+import { generatedFolder } from './generated';
 import { allowability, TaskPanelState } from './taskPanelState';
 
 /** LiveEvent as the webview protocol carries it (unknown tool input stays unknown). */
@@ -265,15 +266,24 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
         if (change) await vscode.commands.executeCommand(msg.type === 'acceptFile' ? Commands.acceptFile : Commands.discardFile, { change: seen, taskId: msg.taskId });
         return;
       }
-      case 'acceptAll': {
-        // the rows marked "will be refused" are not part of Accept All (the panel says how many and why)
+      case 'acceptAll':
+      case 'acceptFolder': {
+        // the rows marked "will be refused" are not part of Accept All (the panel says how many and
+        // why), nor are generated folders (node_modules, .venv) unless the person accepts the folder
         const review = this.deps.review(msg.taskId);
         if (!review) return;
         const refused = new Set((await review.views()).filter((v) => v.refusal && !v.applied).map((v) => v.path));
-        if (refused.size === 0) return void (await vscode.commands.executeCommand(Commands.acceptAll, msg.taskId));
-        const states = review.all.filter((c) => !refused.has(c.path.toString('base64'))).map((change) => ({ change, taskId: msg.taskId }));
-        if (states.length === 0) return void vscode.window.showInformationMessage(`Cowork: nothing to accept: ${refused.size === 1 ? 'the change' : `all ${refused.size} changes`} would be refused (the panel says why).`);
-        await vscode.commands.executeCommand(Commands.acceptFile, states);
+        const folder = msg.type === 'acceptFolder' ? msg.folder : undefined;
+        const wanted = review.all.filter((c) => !refused.has(c.path.toString('base64')) && (folder === undefined ? generatedFolder(c.display) === undefined : generatedFolder(c.display) === folder));
+        if (folder === undefined && wanted.length === review.all.length) return void (await vscode.commands.executeCommand(Commands.acceptAll, msg.taskId));
+        if (wanted.length === 0) return void vscode.window.showInformationMessage(`Cowork: nothing to accept${refused.size ? `: ${refused.size} change(s) would be refused (the panel says why)` : ''}.`);
+        await vscode.commands.executeCommand(Commands.acceptFile, wanted.map((change) => ({ change, taskId: msg.taskId })));
+        return;
+      }
+      case 'discardFolder': {
+        const review = this.deps.review(msg.taskId);
+        const states = (review?.all ?? []).filter((c) => generatedFolder(c.display) === msg.folder).map((change) => ({ change, taskId: msg.taskId }));
+        if (states.length) await vscode.commands.executeCommand(Commands.discardFile, states);
         return;
       }
       case 'discardAll':
@@ -324,6 +334,7 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
 <head>
 <meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta property="csp-nonce" content="${nonce}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <link rel="stylesheet" href="${codicons.toString()}">
 <link rel="stylesheet" href="${css.toString()}">

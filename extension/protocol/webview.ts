@@ -100,6 +100,9 @@ export const WebviewToHost = z.discriminatedUnion('type', [
   z.object({ type: z.literal('acceptFile'), taskId: z.string(), path: z.string().min(1).max(8192), sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(), fingerprint: z.string().max(4096).optional() }),
   z.object({ type: z.literal('discardFile'), taskId: z.string(), path: z.string().min(1).max(8192) }),
   z.object({ type: z.literal('acceptAll'), taskId: z.string() }),
+  /** a generated folder (node_modules, .venv: extension/panel/generated.ts) as one row: all its files at once */
+  z.object({ type: z.literal('acceptFolder'), taskId: z.string(), folder: z.string().min(1).max(8192) }),
+  z.object({ type: z.literal('discardFolder'), taskId: z.string(), folder: z.string().min(1).max(8192) }),
   z.object({ type: z.literal('discardAll'), taskId: z.string() }),
   z.object({ type: z.literal('revealChanges'), taskId: z.string() }),
   z.object({ type: z.literal('allowDomain'), taskId: z.string(), host: z.string().min(1).max(253).regex(/^[a-zA-Z0-9.-]+$/), port: z.number().int().min(1).max(65535).optional() }),

@@ -16,6 +16,8 @@ let server: CodeServer;
 let browser: Awaited<ReturnType<typeof launchBrowser>>;
 let page: Page;
 let panel: FrameLocator;
+/** every console error and uncaught page error, from the workbench and from every frame (the panel's too) */
+const consoleErrors: string[] = [];
 
 before(async () => {
   model = new ScriptedModel();
@@ -28,16 +30,20 @@ before(async () => {
   });
   browser = await launchBrowser();
   page = browser.page;
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(`${m.text()} (${m.location().url || 'page'})`);
+  });
+  page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
   await page.goto(`${server.url}/?folder=${encodeURIComponent(server.workspace)}`);
   await page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
-});
+}, { timeout: 300_000 });
 
 after(async () => {
   console.log(`screenshots: ${SCREENSHOTS}`);
   await browser?.close().catch(() => undefined);
   await server?.stop();
   await model?.close();
-});
+}, { timeout: 60_000 });
 
 /** `<name>-dark.png`, then the same in Light Modern as `<name>-light.png`; back to dark after. */
 async function screenshotInBothThemes(name: string): Promise<void> {
@@ -50,8 +56,28 @@ async function screenshotInBothThemes(name: string): Promise<void> {
   await page.locator('.monaco-workbench.vs-dark').waitFor({ timeout: 20_000 });
 }
 
-describe('the user journey in a real VS Code', () => {
-  it('opens the Cowork panel from the activity bar', async () => {
+const COWORK = '.activitybar .action-item a[aria-label^="Cowork"]';
+
+/** Hides the side bar with the panel (its webview is destroyed: retainContextWhenHidden is off) and shows it again. */
+async function hideAndShowPanel(): Promise<void> {
+  await page.locator(COWORK).click();
+  await page.locator('iframe.webview.ready').waitFor({ state: 'detached', timeout: 20_000 }).catch(() => page.locator('iframe.webview.ready').waitFor({ state: 'hidden', timeout: 5_000 }));
+  await page.locator(COWORK).click();
+  panel = panelFrame(page);
+  await panel.locator('#prompt').waitFor({ timeout: 60_000 });
+}
+
+/** The webview's page loaded again from scratch, the extension host unchanged (Developer: Reload Webviews). */
+async function reloadWebviews(): Promise<void> {
+  await panel.locator('#app').evaluate((e) => e.setAttribute('data-old-page', '1'));
+  await runCommand(page, 'Developer: Reload Webviews');
+  panel = panelFrame(page);
+  await panel.locator('#app:not([data-old-page])').waitFor({ timeout: 60_000 });
+  await panel.locator('#prompt').waitFor({ timeout: 60_000 });
+}
+
+describe('the user journey in a real VS Code', { timeout: 1_800_000 }, () => {
+  it('opens the Cowork panel from the activity bar', { timeout: 400_000 }, async () => {
     const entry = page.locator('.activitybar .action-item a[aria-label^="Cowork"]');
     await entry.waitFor({ timeout: 60_000 });
     await entry.click();
@@ -60,13 +86,13 @@ describe('the user journey in a real VS Code', () => {
     await screenshot(page, '01-panel');
   });
 
-  it('delegates a task and streams the transcript, the VM state and a bash card with its output', async () => {
+  it('delegates a task and streams the transcript, the VM state and a bash card with its output', { timeout: 400_000 }, async () => {
     model.play(...demoConversation());
     await panel.locator('#prompt textarea').fill('Make slugify handle accents');
     await panel.locator('#delegate').click();
     await panel.locator('#task-vm-state', { hasText: /booting|ready/ }).waitFor({ timeout: 60_000 });
     await screenshot(page, '02-booting');
-    await panel.locator('#task-vm-state', { hasText: 'VM ready' }).waitFor({ timeout: 240_000 });
+    await panel.locator('#task-vm-state', { hasText: "This task's VM: ready" }).waitFor({ timeout: 240_000 });
     const bash = panel.locator('details.tool[data-tool="bash"]').first();
     await bash.waitFor({ timeout: 120_000 });
     // finished tool cards are collapsed: their output is in the page, not necessarily visible
@@ -76,7 +102,7 @@ describe('the user journey in a real VS Code', () => {
     await screenshot(page, '03-transcript');
   });
 
-  it('shows the task\'s diff, its VM\'s cpu, memory and disk, and looks native in a light theme', async () => {
+  it('shows the task\'s diff, its VM\'s cpu, memory and disk, and looks native in a light theme', { timeout: 400_000 }, async () => {
     // the change, as a unified, syntax-coloured diff in the panel
     const diff = panel.locator('details.file-diff[data-path="slugify.py"]');
     await diff.waitFor({ timeout: 60_000 });
@@ -89,11 +115,34 @@ describe('the user journey in a real VS Code', () => {
     await screenshotInBothThemes('03-panel');
   });
 
-  it('shows the blocked network request in the panel', async () => {
+  it('shows the blocked network request in the panel', { timeout: 400_000 }, async () => {
     await panel.locator('.blocked-item', { hasText: 'blocked.example' }).waitFor({ timeout: 30_000 });
+    // not on the list is something the person may allow
+    await panel.locator('.blocked-item[data-host="blocked.example"] vscode-button', { hasText: 'Allow for this task' }).first().waitFor({ timeout: 5_000 });
   });
 
-  it('shows the change in Source Control, opens its diff, and accepting writes the file', async () => {
+  it('after the task, hiding and showing the panel and reloading its page keep the transcript, plan, blocked requests, changes and VM state', { timeout: 400_000 }, async () => {
+    const check = async (when: string): Promise<void> => {
+      const wait = async (what: string, sel: string, hasText: string | RegExp, state: 'visible' | 'attached' = 'visible'): Promise<void> => {
+        await panel.locator(sel, { hasText }).first().waitFor({ state, timeout: 30_000 }).catch((err: unknown) => {
+          throw new Error(`${when}: the panel lost ${what}`, { cause: err });
+        });
+      };
+      await wait('the transcript', '.msg.assistant', 'creme-brulee-deja-vu');
+      await wait('the bash card\'s output', 'details.tool pre.output', 'slugify.py', 'attached');
+      await wait('the plan', '.plan li', 'Run it');
+      await wait('the blocked request', '.blocked-item', 'blocked.example');
+      await wait('the change', 'details.file-diff[data-path="slugify.py"]', 'slugify.py');
+      await wait("the task's VM state", '#task-vm-state', /This task's VM: (ready|stopped)/);
+      await wait('the usage', '.status-strip', /in · .* out/);
+    };
+    await hideAndShowPanel();
+    await check('after hide and show');
+    await reloadWebviews();
+    await check('after Reload Webviews');
+  });
+
+  it('shows the change in Source Control, opens its diff, and accepting writes the file', { timeout: 400_000 }, async () => {
     const before = await readFile(path.join(server.workspace, 'slugify.py'), 'utf8');
     assert.doesNotMatch(before, /unicodedata/, 'nothing reached the workspace before the review');
     await page.keyboard.press('Control+Shift+G');
@@ -131,15 +180,32 @@ describe('the user journey in a real VS Code', () => {
     await screenshot(page, '05-accepted');
   });
 
-  it('stops a running command from the panel', async () => {
-    await page.locator('.activitybar .action-item a[aria-label^="Cowork"]').click();
+  it('stops a running command from the panel; mid-task, hiding the panel and reloading it lose nothing; stdout and stderr in order', { timeout: 400_000 }, async () => {
+    await page.locator(COWORK).click();
+    panel = panelFrame(page);
     // A background loop stamps /tmp/alive (the task's private tmp) five times a second while the
     // command runs; after Stop, a follow-up proves the loop is gone by seeing the stamp stand still.
     // The stamp is written to a temporary file and renamed, so the kill cannot leave it empty half way.
-    model.play(say(toolUse('bash', { command: '(while :; do date +%s%N > /tmp/alive.new && mv -f /tmp/alive.new /tmp/alive; sleep 0.2; done) & echo started-long; sleep 120; echo never' })));
+    model.play(say(toolUse('bash', { command: '(while :; do date +%s%N > /tmp/alive.new && mv -f /tmp/alive.new /tmp/alive; sleep 0.2; done) & echo started-long; sleep 0.5; echo to-stderr >&2; sleep 0.5; echo after-stderr; sleep 120; echo never' })));
     await panel.locator('#prompt textarea').fill('Run something long');
     await panel.locator('#delegate').click();
-    await panel.locator('details.tool pre.output', { hasText: 'started-long' }).waitFor({ timeout: 240_000 });
+    await panel.locator('details.tool pre.output', { hasText: 'after-stderr' }).waitFor({ timeout: 240_000 });
+    // interleaved as it arrived, stderr marked
+    const running = panel.locator('details.tool.tool-running pre.output').first();
+    assert.match((await running.textContent()) ?? '', /started-long\nto-stderr\nafter-stderr/);
+    assert.equal(await running.locator('.stderr').textContent(), 'to-stderr\n');
+    // mid-task: the view is destroyed and rebuilt from the host's state, twice; the command keeps running
+    for (const [how, again] of [['hide and show', hideAndShowPanel], ['Reload Webviews', reloadWebviews]] as const) {
+      await again();
+      const card = panel.locator('details.tool.tool-running pre.output', { hasText: 'after-stderr' }).first();
+      await card.waitFor({ timeout: 30_000 }).catch((err: unknown) => {
+        throw new Error(`mid-task, after ${how}: the running command's card or its output is gone`, { cause: err });
+      });
+      assert.match((await card.textContent()) ?? '', /started-long\nto-stderr\nafter-stderr/, `after ${how}: the order is kept`);
+      assert.equal(await card.locator('.stderr').textContent(), 'to-stderr\n', `after ${how}: stderr is still marked`);
+      await panel.locator('#stop-task').waitFor({ timeout: 10_000 });
+      await panel.locator('.msg.user', { hasText: 'Run something long' }).waitFor({ timeout: 10_000 });
+    }
     // mid-task, in both themes (docs/screenshots)
     await screenshotInBothThemes('06-running');
     await panel.locator('#stop-task').click();
@@ -153,5 +219,70 @@ describe('the user journey in a real VS Code', () => {
     const verdict = panel.locator('details.tool pre.output', { hasText: /loop-gone-after-stop|loop-still-alive/ }).first();
     await verdict.waitFor({ state: 'attached', timeout: 120_000 });
     assert.match(await verdict.textContent() ?? '', /loop-gone-after-stop/, 'a process of the stopped command kept running');
+    // the stopped card says so, and (after a reload of the page) still shows what it printed
+    await reloadWebviews();
+    const stopped = panel.locator('details.tool', { hasText: 'started-long' }).first();
+    await stopped.locator('.badge.flag', { hasText: 'stopped' }).waitFor({ timeout: 30_000 });
+    assert.match((await stopped.locator('pre.output').textContent()) ?? '', /started-long\nto-stderr\nafter-stderr/);
+  });
+
+  it('marks the changes Accept would refuse before Accept, leaves them out of Accept All, and offers no Allow for addresses never allowed', { timeout: 400_000 }, async () => {
+    model.play(
+      say(toolUse('bash', { command: 'echo notes > /workspace/notes.txt; ln -s /etc/passwd /workspace/passwd-link; mkdir -p /workspace/node_modules/pkg && for i in $(seq 1 30); do echo "module.exports = $i" > /workspace/node_modules/pkg/f$i.js; done; curl -sS -m 5 -o /dev/null http://169.254.169.254/latest/meta-data/ || true; curl -sS -m 5 -o /dev/null http://127.0.0.1:8080/ || true' })),
+      say(text('Made a note and a link.')),
+    );
+    await panel.locator('#prompt textarea').fill('Make a note and a link');
+    await panel.locator('#delegate').click();
+    await panel.locator('.msg.assistant', { hasText: 'Made a note and a link.' }).waitFor({ timeout: 240_000 });
+    const link = panel.locator('details.file-diff.refused[data-path="passwd-link"]');
+    await link.waitFor({ timeout: 60_000 });
+    assert.match((await link.locator('.refusal-reason').textContent()) ?? '', /Accept will refuse this: .*\S/);
+    assert.equal(await link.locator('vscode-button[aria-label^="Accept"]').count(), 0, 'a refused row has no Accept button');
+    await panel.locator('details.file-diff[data-path="notes.txt"]').waitFor({ timeout: 30_000 });
+    assert.equal(await panel.locator('#not-included').textContent(), '1 not included: see why');
+    // the generated folder: one collapsed row, not 30, and not part of Accept All
+    const generated = panel.locator('details.file-diff.generated[data-folder="node_modules"]');
+    await generated.waitFor({ timeout: 30_000 });
+    assert.match((await generated.locator('.generated-count').textContent()) ?? '', /generated: 30 files/);
+    assert.equal(await generated.evaluate((d) => (d as HTMLDetailsElement).open), false, 'collapsed');
+    assert.equal(await panel.locator('details.file-diff[data-path^="node_modules/"]').count(), 0, 'no row per generated file');
+    assert.match((await panel.locator('#accept-all').textContent()) ?? '', /Accept 1\b/);
+    // the metadata and loopback addresses: no Allow button, the reason instead
+    for (const host of ['169.254.169.254', '127.0.0.1']) {
+      const row = panel.locator(`.blocked-item[data-host="${host}"]`).first();
+      await row.waitFor({ timeout: 30_000 });
+      assert.equal(await row.locator('vscode-button').count(), 0, `no Allow for ${host}`);
+      assert.match((await row.locator('.cannot-allow').textContent()) ?? '', /Can't be allowed here: .*never reachable/);
+    }
+    await screenshotInBothThemes('07-refused-rows');
+    await panel.locator('#accept-all').click();
+    const notes = path.join(server.workspace, 'notes.txt');
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && !(await readFile(notes, 'utf8').catch(() => ''))) await new Promise((r) => setTimeout(r, 250));
+    assert.equal(await readFile(notes, 'utf8'), 'notes\n', 'Accept All wrote the acceptable change');
+    await assert.rejects(readFile(path.join(server.workspace, 'passwd-link'), 'utf8'), 'the refused link was not written');
+    await assert.rejects(readFile(path.join(server.workspace, 'node_modules', 'pkg', 'f1.js'), 'utf8'), 'the generated folder was not written by Accept All');
+    await panel.locator('details.file-diff.refused[data-path="passwd-link"]').waitFor({ timeout: 30_000 });
+  });
+
+  it('after a window reload (a new extension host) the task still shows its transcript and blocked requests', { timeout: 400_000 }, async () => {
+    await runCommand(page, 'Developer: Reload Window');
+    await page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
+    const entry = page.locator(COWORK);
+    await entry.waitFor({ timeout: 60_000 });
+    panel = panelFrame(page);
+    // the reload may restore the side bar with the panel open: click only when it is not
+    if (!(await panel.locator('#prompt').isVisible().catch(() => false))) {
+      await panel.locator('#prompt').waitFor({ timeout: 15_000 }).catch(() => entry.click());
+    }
+    await panel.locator('#prompt').waitFor({ timeout: 60_000 });
+    await panel.locator('.task-item', { hasText: 'Make a note and a link' }).first().click();
+    await panel.locator('.msg.assistant', { hasText: 'Made a note and a link.' }).waitFor({ timeout: 60_000 });
+    await panel.locator('.blocked-item[data-host="169.254.169.254"] .cannot-allow').first().waitFor({ timeout: 30_000 });
+    await screenshot(page, '08-after-reload');
+  });
+
+  it('logged no console errors (no CSP violations) in the workbench or the panel', { timeout: 400_000 }, () => {
+    assert.deepEqual(consoleErrors, [], `console errors:\n${consoleErrors.join('\n')}`);
   });
 });

@@ -134,3 +134,14 @@ describe('blocked requests after a window reload', () => {
     assert.equal(ps.blocked().total, 2);
   });
 });
+
+describe('generated folders', () => {
+  it('are found by a node_modules or .venv segment, at any depth, and only for what is inside them', async () => {
+    const { generatedFolder } = await import('../../extension/panel/generated');
+    assert.equal(generatedFolder('node_modules/a/b.js'), 'node_modules');
+    assert.equal(generatedFolder('web/node_modules/x'), 'web/node_modules');
+    assert.equal(generatedFolder('.venv/bin/python'), '.venv');
+    assert.equal(generatedFolder('node_modules'), undefined, 'a file named node_modules is a file');
+    assert.equal(generatedFolder('src/node_modules_list.txt'), undefined);
+  });
+});

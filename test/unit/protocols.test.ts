@@ -67,6 +67,8 @@ describe('webview protocol', () => {
     acceptFile: { valid: { type: 'acceptFile', taskId: 't', path: 'YS5weQ==' }, invalid: { type: 'acceptFile', taskId: 't' } },
     discardFile: { valid: { type: 'discardFile', taskId: 't', path: 'YS5weQ==' }, invalid: { type: 'discardFile', path: 'YS5weQ==' } },
     acceptAll: { valid: { type: 'acceptAll', taskId: 't' }, invalid: { type: 'acceptAll' } },
+    acceptFolder: { valid: { type: 'acceptFolder', taskId: 't', folder: 'node_modules' }, invalid: { type: 'acceptFolder', taskId: 't', folder: '' } },
+    discardFolder: { valid: { type: 'discardFolder', taskId: 't', folder: '.venv' }, invalid: { type: 'discardFolder', taskId: 't' } },
     discardAll: { valid: { type: 'discardAll', taskId: 't' }, invalid: { type: 'discardAll', taskId: null } },
     revealChanges: { valid: { type: 'revealChanges', taskId: 't' }, invalid: { type: 'revealChanges' } },
     allowDomain: { valid: { type: 'allowDomain', taskId: 't', host: 'pypi.org' }, invalid: { type: 'allowDomain', taskId: 't', host: 'evil.example/../x' } },

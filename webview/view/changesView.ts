@@ -2,6 +2,7 @@
 // colour (or a note for binary, large or link changes), and the file's actions. Rebuilt only when
 // the host sends new changes, so scrolling and open diffs survive streaming transcript updates.
 import type { ChangeView } from '../../extension/protocol/webview';
+import { generatedFolder } from '../../extension/panel/generated';
 import { button, iconButton } from '../ui';
 import { el, inert } from './dom';
 import { highlight, languageForFile } from './highlight';
@@ -14,7 +15,13 @@ export interface ChangeActions {
   discard(path: string): void;
   acceptAll(): void;
   discardAll(): void;
+  /** a generated folder's files (node_modules, .venv), all at once */
+  acceptFolder(folder: string): void;
+  discardFolder(folder: string): void;
 }
+
+/** How many file names a generated folder's row lists when opened. */
+const GENERATED_LISTED = 50;
 
 function diffBody(file: ChangeView): HTMLElement {
   const pre = el('pre', 'diff');
@@ -57,11 +64,20 @@ export class ChangesView {
     const applied = files.length - pending;
     sum.append(el('span', 'section-title', applied ? `Changed in your folder (${applied})${pending ? ` · not applied (${pending})` : ''}` : `Changes (${files.length})`));
     const refused = files.filter((f) => !f.applied && f.refusal);
+    // files in generated folders: one row per folder, outside Accept All
+    const groups = new Map<string, ChangeView[]>();
+    const single: ChangeView[] = [];
+    for (const f of files) {
+      const g = f.applied ? undefined : generatedFolder(f.display);
+      if (g === undefined) single.push(f);
+      else groups.set(g, [...(groups.get(g) ?? []), f]);
+    }
+    const generatedCount = [...groups.values()].reduce((n, g) => n + g.filter((f) => !f.refusal).length, 0);
     if (pending) {
-      const acceptable = pending - refused.length;
+      const acceptable = pending - refused.length - generatedCount;
       sum.append(
         inert(
-          button(refused.length ? `Accept ${acceptable}` : 'Accept All', { icon: 'check-all', id: 'accept-all', disabled: acceptable === 0, onClick: () => act.acceptAll() }),
+          button(refused.length || generatedCount ? `Accept ${acceptable}` : 'Accept All', { icon: 'check-all', id: 'accept-all', disabled: acceptable === 0, onClick: () => act.acceptAll() }),
           button('Discard All', { icon: 'discard', secondary: true, id: 'discard-all', onClick: () => act.discardAll() }),
         ),
       );
@@ -81,8 +97,29 @@ export class ChangesView {
       });
       sum.append(why);
     }
-    const few = files.length <= 3 && files.reduce((n, f) => n + f.lines.length, 0) <= 80;
-    this.root.replaceChildren(sum, ...files.map((file) => this.file(file, few, act)));
+    const few = single.length <= 3 && groups.size === 0 && single.reduce((n, f) => n + f.lines.length, 0) <= 80;
+    this.root.replaceChildren(sum, ...[...groups].map(([folder, inside]) => this.folder(folder, inside, act)), ...single.map((file) => this.file(file, few, act)));
+  }
+
+  private folder(folder: string, inside: readonly ChangeView[], act: ChangeActions): HTMLElement {
+    const det = el('details', 'file-diff generated');
+    det.dataset.folder = folder;
+    const head = el('summary');
+    head.append(el('span', 'codicon codicon-package'), el('span', 'file-name', `${folder}/`), el('span', 'badge generated-count', `generated: ${inside.length.toLocaleString('en-US')} file${inside.length === 1 ? '' : 's'}`));
+    head.append(
+      inert(
+        iconButton('check', `Accept the ${inside.length.toLocaleString('en-US')} files in ${folder}`, () => act.acceptFolder(folder)),
+        iconButton('discard', `Discard the ${inside.length.toLocaleString('en-US')} files in ${folder}`, () => act.discardFolder(folder)),
+      ),
+    );
+    head.append(el('span', 'row-reason muted', 'Created by a tool in the task; not part of Accept All. Accept the folder to copy it to your folder.'));
+    const list = el('ul', 'generated-list');
+    for (const f of inside.slice(0, GENERATED_LISTED)) list.append(el('li', f.refusal ? 'refusal-reason' : '', f.refusal ? `${f.display} — Accept will refuse this: ${f.refusal}` : f.display));
+    if (inside.length > GENERATED_LISTED) list.append(el('li', 'muted', `… and ${(inside.length - GENERATED_LISTED).toLocaleString('en-US')} more`));
+    det.append(head, list);
+    det.open = this.open.get(`folder:${folder}`) ?? false;
+    det.addEventListener('toggle', () => this.open.set(`folder:${folder}`, det.open));
+    return det;
   }
 
   private file(file: ChangeView, few: boolean, act: ChangeActions): HTMLElement {
