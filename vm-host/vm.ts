@@ -54,6 +54,9 @@ export class Vm {
   private qemu: ChildProcess | undefined;
   private runtimeDir: string | undefined;
   private readonly consoleTail: string[] = [];
+  /** The first "Kernel panic" line since boot: kept apart from the tail, which the panic's own
+   * stack dump (often more than CONSOLE_TAIL_LINES lines) pushes it out of. */
+  private panicLine: string | undefined;
   private stderr = '';
   private exited: Promise<void> = Promise.resolve();
   private sandbox: SandboxIdentity | undefined;
@@ -153,6 +156,7 @@ export class Vm {
     };
     this.stderr = '';
     this.consoleTail.length = 0;
+    this.panicLine = undefined;
     const accel = this.deps.accelerator;
     const hw = accel !== 'tcg';
     const [cmd, args] = qemuCommand(this.deps.qemuBinary, this.deps.driver.argv(config), this.sandbox!);
@@ -190,6 +194,7 @@ export class Vm {
         if (!line) return;
         this.consoleTail.push(line);
         if (this.consoleTail.length > CONSOLE_TAIL_LINES) this.consoleTail.shift();
+        if (this.panicLine === undefined && /Kernel panic/.test(line)) this.panicLine = line;
         this.deps.onConsole(line);
         if (line.includes('COWORK-')) heardGuest = true;
         const step = /COWORK-STEP: (\S+)/.exec(line);
@@ -212,7 +217,7 @@ export class Vm {
           else if (hw && !heardGuest) settle(new VmHostError('accelerator-unusable', earlyExitReason({ code, signal, stderr: this.stderr })));
           else settle(new VmHostError('boot-failed', `QEMU exited during boot (${signal ?? `code ${code}`}): ${this.stderr.trim() || this.consoleTail.slice(-5).join('\n')}`));
         } else if (this.qemu === qemu && (this.state.kind === 'ready' || this.state.kind === 'stopping' || this.state.kind === 'booting')) {
-          const reason = this.state.kind === 'stopping' ? undefined : exitReason(code, signal, this.consoleTail, this.stderr);
+          const reason = this.state.kind === 'stopping' ? undefined : exitReason(code, signal, this.panicLine === undefined ? this.consoleTail : [this.panicLine, ...this.consoleTail], this.stderr);
           this.apply({ type: 'exited', reason }, reason);
         }
       });
