@@ -8,7 +8,7 @@ import { readChangeSet } from '../../extension/changes/changeSet';
 import { prefetch } from '../../extension/changes/readBatch';
 import { GuestVm } from '../../extension/guest/guestVm';
 import { VmHostClient } from '../../extension/guest/vmHostClient';
-import { fmtMs, median, printTable, type Row } from './stats';
+import { benchAccelerator, figure, fmtMs, median, printTable, saveFigures, setAccelerator, type Row } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     for (const size of [5_000, 50_000]) {
       const ws = path.join(tmp, `ws${size}`);
       await workspaceOf(ws, size);
-      const vm = await GuestVm.start(client, { vmId: `bench-review-${size}`, workspace: ws, sessionDisk: path.join(tmp, `r${size}.qcow2`), accelerator: 'auto', cpus: Math.min(2, os.cpus().length), memoryMiB: 1024, diskGiB: 2 });
+      const vm = await GuestVm.start(client, { vmId: `bench-review-${size}`, workspace: ws, sessionDisk: path.join(tmp, `r${size}.qcow2`), accelerator: benchAccelerator(), cpus: Math.min(2, os.cpus().length), memoryMiB: 1024, diskGiB: 2 });
       await vm.sh('cd /workspace && for d in $(seq 0 9); do for f in $(seq 0 9); do echo changed >> d$d/f$f.txt; done; done');
       const times: number[] = [];
       for (let i = 0; i < 3; i++) {
@@ -36,6 +36,8 @@ async function main(): Promise<void> {
         times.push(performance.now() - t0);
         if (cs.changes.length !== 100) throw new Error(`expected 100 changes, got ${cs.changes.length}`);
       }
+      setAccelerator(vm.info.accelerator);
+      figure(`review.changeset100.${size}files.ms`, median(times), 'ms', `change set of 100 changes in ${size} files`, 100);
       rows.push({ what: `change set, 100 changes in ${size.toLocaleString('en-US')} files`, value: fmtMs(median(times)), note: 'goal ≤ 100 ms, flat in workspace size' });
       if (size === 5_000) {
         await vm.sh('mkdir -p /workspace/many && cd /workspace/many && for i in $(seq 1 1000); do echo "small $i" > f$i.txt; done');
@@ -48,6 +50,7 @@ async function main(): Promise<void> {
           if (r.outcome !== 'applied') throw new Error(`${c.display}: ${r.outcome}`);
         }
         const ms = performance.now() - t0;
+        figure('review.acceptall.1000files.ms', ms, 'ms', `accept all, ${many.length} small files`);
         rows.push({ what: `accept all, ${many.length} small files`, value: fmtMs(ms), note: `${Math.round(many.length / (ms / 1000))} files/s` });
       }
       await vm.stop();
@@ -57,6 +60,7 @@ async function main(): Promise<void> {
     await rm(tmp, { recursive: true, force: true });
   }
   printTable(`Review (${new Date().toISOString()})`, rows);
+  saveFigures();
 }
 
 main().catch((err: unknown) => {

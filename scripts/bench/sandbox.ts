@@ -1,7 +1,12 @@
-// Issue 3 figures: the cost of the sandbox per command (bwrap + seccomp + cgroup + relays) against
-// a bare exec in the same guest, and egress proxy throughput against a direct download on the host.
-import * as http from 'node:http';
+// Issue 3 and 13 figures: the cost of the sandbox per command against a bare exec in the same
+// guest, 100 sandboxed commands through the agent against the same loop inside the sandbox, and
+// egress proxy throughput (plain HTTP through the proxy, and HTTPS through a CONNECT tunnel)
+// against the same download directly on the host. Each ratio is measured side by side in one run.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import type * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,11 +17,35 @@ import { EgressProxy } from '../../extension/egress/proxy';
 import { GuestVm } from '../../extension/guest/guestVm';
 import { GuestSandbox } from '../../extension/guest/sandbox';
 import { VmHostClient } from '../../extension/guest/vmHostClient';
-import { fmtMs, median, printTable, type Row } from './stats';
+import { benchAccelerator, figure, fmtMs, median, printTable, saveFigures, setAccelerator, wants, type Row } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const N = Number(process.env.BENCH_SANDBOX_RUNS ?? 20);
+const LOOP = 100;
 const SIZE = 50 * 1024 * 1024;
+const mibps = (ms: number): number => SIZE / 1048576 / (ms / 1000);
+
+/** A throwaway self-signed certificate for big.test (openssl on the host), or undefined without openssl. */
+function selfSigned(dir: string): { key: Buffer; cert: Buffer } | undefined {
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=big.test', '-addext', 'subjectAltName=DNS:big.test', '-keyout', path.join(dir, 'k.pem'), '-out', path.join(dir, 'c.pem')], { stdio: 'ignore' });
+    return { key: readFileSync(path.join(dir, 'k.pem')), cert: readFileSync(path.join(dir, 'c.pem')) };
+  } catch {
+    return undefined;
+  }
+}
+
+function download(get: typeof http.get, url: string): Promise<number> {
+  const t = performance.now();
+  return new Promise((resolve, reject) => {
+    let n = 0;
+    get(url, { rejectUnauthorized: false } as http.RequestOptions, (res) =>
+      res
+        .on('data', (c: Buffer) => (n += c.length))
+        .on('end', () => (n === SIZE ? resolve(performance.now() - t) : reject(new Error(`direct download: ${n} bytes`)))),
+    ).on('error', reject);
+  });
+}
 
 async function main(): Promise<void> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'cowork-bench-sb-'));
@@ -26,53 +55,121 @@ async function main(): Promise<void> {
   const server = http.createServer((_req, res) => res.end(blob));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
+  const tls = selfSigned(tmp);
+  const tlsServer = tls ? https.createServer(tls, (_req, res) => res.end(blob)) : undefined;
+  if (tlsServer) await new Promise<void>((r) => tlsServer.listen(0, '127.0.0.1', r));
+  const tlsPort = tlsServer ? (tlsServer.address() as net.AddressInfo).port : 0;
   const proxy = new EgressProxy({
     task: 'bench',
-    policy: new EgressPolicy({ allowed: ['big.test', `big.test:${port}`, `127.0.0.1:${port}`], denied: [] }),
+    policy: new EgressPolicy({ allowed: ['big.test', `big.test:${port}`, `big.test:${tlsPort}`, `127.0.0.1:${port}`], denied: [] }),
     audit: new MemoryAudit(),
     resolver: () => Promise.resolve(['127.0.0.1']),
   });
   const client = new VmHostClient({ helperPath: path.join(ROOT, 'dist', 'vm-host.js') });
   const rows: Row[] = [];
   try {
-    const vm = await GuestVm.start(client, { vmId: 'bench-sandbox', workspace: ws, sessionDisk: path.join(tmp, 's.qcow2'), accelerator: 'auto', cpus: Math.min(2, os.cpus().length), memoryMiB: 1024, diskGiB: 2 });
+    const vm = await GuestVm.start(client, { vmId: 'bench-sandbox', workspace: ws, sessionDisk: path.join(tmp, 's.qcow2'), accelerator: benchAccelerator(), cpus: Math.min(2, os.cpus().length), memoryMiB: 1024, diskGiB: 2 });
+    setAccelerator(vm.info.accelerator);
     await vm.onConnected((c) => bridgeEgress(c, proxy));
     const sb = GuestSandbox.for(vm);
     await sb.run('true');
-    const bare: number[] = [];
-    const boxed: number[] = [];
-    for (let i = 0; i < N; i++) {
-      let t = performance.now();
-      await vm.exec(['/bin/true']);
-      bare.push(performance.now() - t);
-      t = performance.now();
-      const r = await sb.run('true');
-      if (r.code !== 0) throw new Error(`sandboxed true failed: ${r.stderr.toString()}`);
-      boxed.push(performance.now() - t);
-    }
-    rows.push({ what: `bare exec of true (median of ${N})`, value: fmtMs(median(bare)) });
-    rows.push({ what: 'sandboxed true (bwrap+seccomp+cgroup+relays)', value: fmtMs(median(boxed)) });
-    rows.push({ what: 'sandbox overhead per command', value: fmtMs(median(boxed) - median(bare)), note: `${(median(boxed) / median(bare)).toFixed(1)}× a bare exec` });
 
-    let t = performance.now();
-    await new Promise<void>((resolve, reject) => http.get(`http://127.0.0.1:${port}/`, (res) => res.on('data', () => undefined).on('end', resolve)).on('error', reject));
-    const direct = performance.now() - t;
-    t = performance.now();
-    const r = await sb.run(`curl -sS -o /dev/null -w '%{size_download}' http://big.test:${port}/`, { timeoutMs: 300_000 });
-    const proxied = performance.now() - t;
-    if (Number(r.stdout.toString()) !== SIZE) throw new Error(`proxied download incomplete: ${r.stdout.toString()} ${r.stderr.toString()}`);
-    const mbps = (ms: number): string => `${(SIZE / 1048576 / (ms / 1000)).toFixed(1)} MiB/s`;
-    rows.push({ what: '50 MiB direct on the host', value: fmtMs(direct), note: mbps(direct) });
-    rows.push({ what: '50 MiB from the sandbox via the proxy', value: fmtMs(proxied), note: mbps(proxied) });
-    rows.push({ what: 'ratio proxied / direct', value: `${(proxied / direct).toFixed(1)}×` });
+    if (wants('cmd.')) {
+      const bare: number[] = [];
+      const boxed: number[] = [];
+      for (let i = 0; i < N; i++) {
+        let t = performance.now();
+        await vm.exec(['/bin/true']);
+        bare.push(performance.now() - t);
+        t = performance.now();
+        const r = await sb.run('true');
+        if (r.code !== 0) throw new Error(`sandboxed true failed: ${r.stderr.toString()}`);
+        boxed.push(performance.now() - t);
+      }
+      const ratio = median(boxed) / median(bare);
+      figure('cmd.bare.true.ms', median(bare), 'ms', `bare exec of true through the agent (median of ${N})`);
+      figure('cmd.sandboxed.true.ms', median(boxed), 'ms', `sandboxed true through the agent (median of ${N})`);
+      figure('cmd.sandboxed.overhead.ms', median(boxed) - median(bare), 'ms', 'sandbox overhead per command');
+      figure('cmd.sandboxed.ratio', ratio, 'x', 'sandboxed true vs a bare exec, both through the agent', 1.5);
+      rows.push({ what: `bare exec of true (median of ${N})`, value: fmtMs(median(bare)) });
+      rows.push({ what: 'sandboxed true', value: fmtMs(median(boxed)) });
+      rows.push({ what: 'sandbox overhead per command', value: fmtMs(median(boxed) - median(bare)), note: `${ratio.toFixed(2)}× a bare exec; goal ≤ 1.5×` });
+
+      // 100 sandboxed commands through the agent vs the same loop inside the sandbox
+      const t = performance.now();
+      for (let i = 0; i < LOOP; i++) {
+        const r = await sb.run('true');
+        if (r.code !== 0) throw new Error('sandboxed true failed');
+      }
+      const host = performance.now() - t;
+      const inside = await sb.run(`s=$EPOCHREALTIME; for i in $(seq ${LOOP}); do /bin/true; done; e=$EPOCHREALTIME; echo "$s $e"`);
+      const [s, e] = inside.stdout.toString().trim().split(' ').map(Number) as [number, number];
+      const loopMs = (e - s) * 1000;
+      figure('cmd.loop100.ms', host, 'ms', `${LOOP} sandboxed true through the agent, one after another`);
+      figure('cmd.loop100.insandbox.ms', loopMs, 'ms', `the same ${LOOP} /bin/true in a loop inside the sandbox`);
+      figure('cmd.loop100.ratio', host / loopMs, 'x', `${LOOP} sandboxed commands through the agent vs the same loop inside the sandbox`, 1.2);
+      rows.push({ what: `${LOOP}× sandboxed true through the agent`, value: fmtMs(host), note: `${fmtMs(host / LOOP)} each` });
+      rows.push({ what: `${LOOP}× /bin/true in a loop inside the sandbox`, value: fmtMs(loopMs) });
+      rows.push({ what: 'ratio agent / in-sandbox loop', value: `${(host / loopMs).toFixed(2)}×`, note: 'goal ≤ 1.2×' });
+    }
+
+    if (wants('proxy.')) {
+      const direct = await download(http.get, `http://127.0.0.1:${port}/`);
+      let t = performance.now();
+      const r = await sb.run(`curl -sS -o /dev/null -w '%{size_download}' http://big.test:${port}/`, { timeoutMs: 300_000 });
+      const proxied = performance.now() - t;
+      if (Number(r.stdout.toString()) !== SIZE) throw new Error(`proxied download incomplete: ${r.stdout.toString()} ${r.stderr.toString()}`);
+      figure('proxy.50mib.direct.mibps', mibps(direct), 'MiB/s', '50 MiB over plain HTTP directly on the host');
+      figure('proxy.50mib.proxied.mibps', mibps(proxied), 'MiB/s', '50 MiB over plain HTTP from the sandbox through the egress proxy');
+      figure('proxy.50mib.ratio', proxied / direct, 'x', '50 MiB through the proxy vs directly on the host (time)', 3);
+      rows.push({ what: '50 MiB direct on the host', value: fmtMs(direct), note: `${mibps(direct).toFixed(1)} MiB/s` });
+      rows.push({ what: '50 MiB from the sandbox via the proxy', value: fmtMs(proxied), note: `${mibps(proxied).toFixed(1)} MiB/s` });
+      rows.push({ what: 'ratio proxied / direct', value: `${(proxied / direct).toFixed(1)}×`, note: 'goal ≤ 3×' });
+      // the same request straight on the egress socket, outside the sandbox (no relay, no curl):
+      // what is left is the host proxy, SSH both ends and the guest's socket
+      const py = [
+        'import socket',
+        's = socket.socket(socket.AF_UNIX)',
+        "s.connect('/run/cowork/egress/http.sock')",
+        `s.sendall(b'GET http://big.test:${port}/ HTTP/1.1\\r\\nHost: big.test:${port}\\r\\nConnection: close\\r\\n\\r\\n')`,
+        'b = bytearray(1 << 20)',
+        'n = 0',
+        'while True:',
+        '    k = s.recv_into(b)',
+        '    if not k: break',
+        '    n += k',
+        'print(n)',
+      ].join('\n');
+      t = performance.now();
+      const raw = await vm.exec(['python3', '-c', py], { timeoutMs: 300_000 });
+      const socketMs = performance.now() - t;
+      if (Number(raw.stdout.toString()) < SIZE) throw new Error(`egress socket download incomplete: ${raw.stdout.toString()} ${raw.stderr.toString()}`);
+      figure('proxy.50mib.socket.mibps', mibps(socketMs), 'MiB/s', '50 MiB read from the egress socket by a guest process outside the sandbox (no relay)');
+      rows.push({ what: '  the same on the egress socket, no sandbox relay', value: fmtMs(socketMs), note: `${mibps(socketMs).toFixed(1)} MiB/s` });
+      if (tlsServer) {
+        const directTls = await download(https.get, `https://127.0.0.1:${tlsPort}/`);
+        t = performance.now();
+        const rt = await sb.run(`curl -sSk -o /dev/null -w '%{size_download}' https://big.test:${tlsPort}/`, { timeoutMs: 300_000 });
+        const tunneled = performance.now() - t;
+        if (Number(rt.stdout.toString()) !== SIZE) throw new Error(`tunneled download incomplete: ${rt.stdout.toString()} ${rt.stderr.toString()}`);
+        figure('proxy.50mib.tls.direct.mibps', mibps(directTls), 'MiB/s', '50 MiB over HTTPS directly on the host');
+        figure('proxy.50mib.tls.tunnel.mibps', mibps(tunneled), 'MiB/s', '50 MiB over HTTPS from the sandbox through a CONNECT tunnel');
+        figure('proxy.50mib.tls.ratio', tunneled / directTls, 'x', '50 MiB HTTPS through a CONNECT tunnel vs directly on the host (time)', 3);
+        rows.push({ what: '50 MiB HTTPS direct on the host', value: fmtMs(directTls), note: `${mibps(directTls).toFixed(1)} MiB/s` });
+        rows.push({ what: '50 MiB HTTPS via a CONNECT tunnel', value: fmtMs(tunneled), note: `${mibps(tunneled).toFixed(1)} MiB/s` });
+        rows.push({ what: 'ratio tunneled / direct', value: `${(tunneled / directTls).toFixed(1)}×` });
+      }
+    }
     await vm.stop();
   } finally {
     await client.dispose();
     await proxy.close();
     server.close();
+    tlsServer?.close();
     await rm(tmp, { recursive: true, force: true });
   }
   printTable(`Sandbox and egress (${new Date().toISOString()})`, rows);
+  saveFigures();
 }
 
 main().catch((err: unknown) => {

@@ -12,7 +12,7 @@ import { defaultCacheDir } from '../../vm-host/image/cacheDir';
 import { hostArch } from '../../vm-host/image/recipe';
 import { processStats } from '../../vm-host/stats';
 import { freePort } from '../../vm-host/vm';
-import { fmtBytes, fmtMs, median, printTable, type Row } from './stats';
+import { benchAccelerator, figure, fmtBytes, fmtMs, median, printTable, saveFigures, setAccelerator, wants, type Row } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const HELPER = path.join(ROOT, 'dist', 'vm-host.js');
@@ -53,10 +53,10 @@ async function main(): Promise<void> {
     const cold: number[] = [];
     let accelerator = 'tcg';
     const bootMs: number[] = [];
-    for (let i = 0; i < RUNS; i++) {
+    for (let i = 0; i < (wants('boot.') ? RUNS : 0); i++) {
       const t0 = performance.now();
       const client = new VmHostClient({ helperPath: HELPER });
-      const vm = await GuestVm.start(client, { vmId: `bench-${i}`, workspace: ws, sessionDisk: path.join(tmp, `cold-${i}.qcow2`), accelerator: 'auto', ...resources });
+      const vm = await GuestVm.start(client, { vmId: `bench-${i}`, workspace: ws, sessionDisk: path.join(tmp, `cold-${i}.qcow2`), accelerator: benchAccelerator(), ...resources });
       const r = await vm.exec(['/bin/true']);
       if (r.code !== 0) throw new Error('true failed');
       cold.push(performance.now() - t0);
@@ -66,12 +66,19 @@ async function main(): Promise<void> {
       await client.dispose();
     }
     const bare: number[] = [];
-    for (let i = 0; i < RUNS; i++) bare.push(await bareBoot(accelerator as 'tcg', tmp));
-    rows.push({ what: 'accelerator', value: accelerator });
-    rows.push({ what: 'cold start (helper → first exec)', value: fmtMs(median(cold)), note: `runs: ${cold.map((x) => fmtMs(x)).join(', ')}` });
-    rows.push({ what: '  of which VM boot to ready', value: fmtMs(median(bootMs)) });
-    rows.push({ what: 'bare kernel boot to its init', value: fmtMs(median(bare)), note: `runs: ${bare.map((x) => fmtMs(x)).join(', ')}` });
-    rows.push({ what: 'ratio cold / bare', value: `${(median(cold) / median(bare)).toFixed(2)}×`, note: 'goal ≤ 1.2×' });
+    for (let i = 0; i < (wants('boot.') ? RUNS : 0); i++) bare.push(await bareBoot(accelerator as 'tcg', tmp));
+    if (wants('boot.')) {
+      setAccelerator(accelerator);
+      figure('boot.cold.ms', median(cold), 'ms', 'cold start: helper start → first exec');
+      figure('boot.ready.ms', median(bootMs), 'ms', 'cold start: VM boot to ready');
+      figure('boot.bare.ms', median(bare), 'ms', 'bare kernel boot to its init');
+      figure('boot.cold.ratio', median(cold) / median(bare), 'x', 'cold start vs bare kernel boot', 1.2);
+      rows.push({ what: 'accelerator', value: accelerator });
+      rows.push({ what: 'cold start (helper → first exec)', value: fmtMs(median(cold)), note: `runs: ${cold.map((x) => fmtMs(x)).join(', ')}` });
+      rows.push({ what: '  of which VM boot to ready', value: fmtMs(median(bootMs)) });
+      rows.push({ what: 'bare kernel boot to its init', value: fmtMs(median(bare)), note: `runs: ${bare.map((x) => fmtMs(x)).join(', ')}` });
+      rows.push({ what: 'ratio cold / bare', value: `${(median(cold) / median(bare)).toFixed(2)}×`, note: 'goal ≤ 1.2×' });
+    }
 
     // One VM for the steady-state figures.
     const tree = path.join(ws, 'tree');
@@ -80,7 +87,12 @@ async function main(): Promise<void> {
       for (let f = 0; f < 100; f++) await writeFile(path.join(tree, `d${d}`, `f${f}.txt`), `file ${d}/${f}\n`.repeat(40));
     }
     const client = new VmHostClient({ helperPath: HELPER });
-    const vm = await GuestVm.start(client, { vmId: 'bench-steady', workspace: ws, sessionDisk: path.join(tmp, 'steady.qcow2'), accelerator: 'auto', ...resources });
+    if (!wants('transport.') && !wants('share.') && !wants('memory.')) {
+      printTable(`VM (${RUNS} runs, ${new Date().toISOString()})`, rows);
+      saveFigures();
+      return;
+    }
+    const vm = await GuestVm.start(client, { vmId: 'bench-steady', workspace: ws, sessionDisk: path.join(tmp, 'steady.qcow2'), accelerator: benchAccelerator(), ...resources });
     try {
       const N = 100;
       await vm.exec(['/bin/true']);
@@ -97,6 +109,10 @@ async function main(): Promise<void> {
       rows.push({ what: `${N}× true via the guest agent`, value: fmtMs(hostTotal), note: `median ${fmtMs(median(per))} per command` });
       rows.push({ what: `${N}× true in a loop inside the guest`, value: fmtMs(guestTotal) });
       rows.push({ what: 'ratio transport / in-guest', value: `${(hostTotal / guestTotal).toFixed(2)}×`, note: 'goal ≤ 1.2×' });
+      setAccelerator(vm.info.accelerator);
+      figure('transport.loop100.ms', hostTotal, 'ms', `${N}× bare /bin/true through the guest agent`);
+      figure('transport.loop100.guest.ms', guestTotal, 'ms', `${N}× /bin/true in a loop inside the guest`);
+      figure('transport.loop.ratio', hostTotal / guestTotal, 'x', `${N} bare commands through the agent vs the same loop in the guest`, 1.2);
 
       const readTree = async (dir: string): Promise<number> => {
         const r = await vm.sh(`sync; echo 3 > /proc/sys/vm/drop_caches; s=$(date +%s%N); find ${dir} -type f -print0 | xargs -0 cat | wc -c >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 ))`);
@@ -108,21 +124,28 @@ async function main(): Promise<void> {
       rows.push({ what: '5,000 files via /workspace (9p)', value: fmtMs(share) });
       rows.push({ what: '5,000 files from guest tmpfs', value: fmtMs(tmpfs) });
       rows.push({ what: 'ratio share / tmpfs', value: `${(share / tmpfs).toFixed(1)}×`, note: 'goal ≤ 3×' });
+      figure('share.5000files.ms', share, 'ms', 'read 5,000 small files via /workspace');
+      figure('share.tmpfs.5000files.ms', tmpfs, 'ms', 'read the same 5,000 files from guest tmpfs');
+      figure('share.5000files.ratio', share / tmpfs, 'x', '5,000 files via the workspace share vs guest tmpfs', 3);
       await vm.sh('cat /workspace/tree/d0/f0.txt > /dev/null');
       await writeFile(path.join(tree, 'd0', 'f0.txt'), 'changed on the host\n');
       const fresh = (await vm.sh('cat /workspace/tree/d0/f0.txt')).stdout.toString() === 'changed on the host\n';
       rows.push({ what: 'host edit visible in the guest at once', value: fresh ? 'yes' : 'NO (stale)' });
+      figure('share.fresh.bool', fresh ? 1 : 0, 'bool', 'a host edit is visible in the guest at once', 1, 'min');
 
       await new Promise((r) => setTimeout(r, 3000));
       const { vms } = await client.request('vm.list', {});
       const helperStats = await processStats(client.pid!);
       rows.push({ what: 'idle RSS: QEMU', value: fmtBytes(vms[0]?.rssBytes) });
       rows.push({ what: 'idle RSS: vm-host helper', value: fmtBytes(helperStats.rssBytes) });
+      if (vms[0]?.rssBytes !== undefined) figure('memory.qemu.idle.mib', vms[0].rssBytes / 1048576, 'MiB', 'idle RSS of QEMU after the share read');
+      if (helperStats.rssBytes !== undefined) figure('memory.helper.idle.mib', helperStats.rssBytes / 1048576, 'MiB', 'idle RSS of the vm-host helper');
     } finally {
       await vm.stop();
       await client.dispose();
     }
     printTable(`VM and transport (${RUNS} runs, ${os.cpus().length} host cpus, ${new Date().toISOString()})`, rows);
+    saveFigures();
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
