@@ -8,6 +8,10 @@ import * as vscode from 'vscode';
 import { Commands, Views } from './ids';
 import { createStatusBar } from './workbench/statusBar';
 import type { Cowork, CoworkApi, wire } from './wiring';
+import type { CoworkViewProvider } from './panel/coworkViewProvider';
+
+/** The editor-tab task view's type (extension/panel/coworkViewProvider.ts TASK_EDITOR_VIEW_TYPE; not imported: that module is the engine's). */
+const TASK_EDITOR_VIEW_TYPE = 'cowork.task';
 
 export type { CoworkApi } from './wiring';
 
@@ -46,6 +50,8 @@ export function activate(context: vscode.ExtensionContext): CoworkApi {
       },
     },
     vscode.window.registerWebviewViewProvider(Views.panel, { resolveWebviewView: (view, ctx, token) => load().panel.resolveWebviewView(view, ctx, token) }, { webviewOptions: { retainContextWhenHidden: false } }),
+    // a task's editor tab (Open Task in Editor) comes back after a reload
+    vscode.window.registerWebviewPanelSerializer(TASK_EDITOR_VIEW_TYPE, { deserializeWebviewPanel: (panel, state) => Promise.resolve((load().panel as CoworkViewProvider).restoreEditor(panel, state)) }),
   );
   return {
     workspaceVm: () => load().api.workspaceVm(),

@@ -14,6 +14,8 @@ export const Commands = {
   deleteTask: 'cowork.deleteTask',
   /** a task whose VM stopped unexpectedly: boot it again on the same session disk */
   restartTaskVm: 'cowork.restartTaskVm',
+  /** the task UI in an editor tab (a WebviewPanel), wide */
+  openTaskInEditor: 'cowork.openTaskInEditor',
   acceptFile: 'cowork.review.acceptFile',
   discardFile: 'cowork.review.discardFile',
   openTask: 'cowork.review.openTask',

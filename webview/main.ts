@@ -7,7 +7,7 @@
 // items that changed and the changes (./view/changesView) only when the host sends new ones, so a
 // 5,000-event task stays smooth. Updates are batched to one per animation frame.
 import { HostToWebview, type BlockedView, type ChangeView, type TaskSummary, type VmStatusView, type VmUsageView, type WebviewToHost } from '../extension/protocol/webview';
-import { button, divider, registerComponents, tag, textArea, textField } from './ui';
+import { button, divider, iconButton, registerComponents, tag, textArea, textField } from './ui';
 import { ChangesView, type ChangeActions } from './view/changesView';
 import { age, bytes, el } from './view/dom';
 import { applyEvent, applyTextDelta, applyToolOutput, applyToolSnapshot, applyToolStart, emptyView, type TaskView } from './view/transcriptModel';
@@ -74,7 +74,18 @@ const sendFollowUp = (): void => {
 };
 follow.addEventListener('keydown', (e) => (e.ctrlKey || e.metaKey) && e.key === 'Enter' && sendFollowUp());
 followBox.append(follow, button('Send', { icon: 'send', id: 'send-follow-up', onClick: sendFollowUp }));
-taskView.append(strip, vmNote, plan, blocked, changes.root, transcript.earlier, transcript.list, followBox);
+// The side panel stacks everything; the editor tab (Open Task in Editor) shows one task, wide: the
+// transcript beside the plan, blocked requests and changes (media/panel.css).
+const editorMode = document.body.dataset.mode === 'editor';
+if (editorMode) {
+  const main = el('div', 'task-main');
+  main.append(transcript.earlier, transcript.list, followBox);
+  const aside = el('div', 'task-aside');
+  aside.append(plan, blocked, changes.root);
+  const columns = el('div', 'task-columns');
+  columns.append(main, aside);
+  taskView.append(strip, vmNote, columns);
+} else taskView.append(strip, vmNote, plan, blocked, changes.root, transcript.earlier, transcript.list, followBox);
 
 const vmBox = el('details', 'vm');
 const vmSummary = el('summary');
@@ -140,6 +151,11 @@ function renderStrip(task: TaskSummary): void {
     link.title = 'Show them in the Source Control view';
     link.addEventListener('click', () => send({ type: 'revealChanges', taskId: task.id }));
     parts.push(link);
+  }
+  if (!editorMode) {
+    const wide = iconButton('link-external', 'Open Task in Editor (wide)', () => send({ type: 'openInEditor', taskId: task.id }));
+    wide.id = 'open-in-editor';
+    parts.push(wide);
   }
   if (isRunning(task)) parts.push(button('Stop', { icon: 'debug-stop', secondary: true, id: 'stop-task', onClick: () => send({ type: 'stopTask', taskId: task.id }) }));
   strip.replaceChildren(...parts);
@@ -216,9 +232,12 @@ function render(): void {
   if (state.settingsProblem) notices.append(el('p', 'error', `Settings problem: ${state.settingsProblem}`));
   for (const e of [newTask, taskList, taskView, vmBox, ...dividers]) e.hidden = !state.trusted;
   if (!state.trusted) return;
+  // the editor tab is one task's view: no task list, prompt or smoke-test VM
+  if (editorMode) for (const e of [newTask, taskList, vmBox, ...dividers]) e.hidden = true;
   renderTaskList();
   const task = state.tasks.find((t) => t.id === state.selected);
-  taskView.hidden = dividers[0]!.hidden = !task;
+  taskView.hidden = !task;
+  if (!editorMode) dividers[0]!.hidden = !task;
   if (task) {
     taskView.setAttribute('aria-label', `Task ${task.title}`);
     renderStrip(task);
@@ -228,7 +247,7 @@ function render(): void {
     transcript.render(state.view.items);
     followBox.hidden = isRunning(task);
   }
-  renderVm();
+  if (!editorMode) renderVm();
   if (nearBottom && task && isRunning(task)) window.scrollTo(0, document.body.scrollHeight);
 }
 

@@ -35,40 +35,94 @@ export interface PanelDeps {
 /** How often the selected task's VM usage (cpu, memory, disk) is sampled while the panel shows it. */
 const USAGE_INTERVAL_MS = 2000;
 
+/** The editor-tab task view's type (its serializer restores it after a reload). */
+export const TASK_EDITOR_VIEW_TYPE = 'cowork.task';
+
+/**
+ * One page showing Cowork: the side panel, or a task in an editor tab. Each has its own selected
+ * task; both speak the same protocol and run the same bundle. A page that (re)loads says `ready`
+ * and gets everything again from the host.
+ */
+interface Bridge {
+  readonly webview: vscode.Webview;
+  readonly mode: 'side' | 'editor';
+  ready: boolean;
+  queue: HostToWebview[];
+  selected: string | null;
+  visible(): boolean;
+  /** the editor tab's panel (its title follows the task) */
+  readonly panel?: vscode.WebviewPanel;
+}
+
 export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Disposable {
-  private view: vscode.WebviewView | undefined;
-  private ready = false;
-  private queue: HostToWebview[] = [];
+  private side: Bridge | undefined;
+  private readonly bridges = new Set<Bridge>();
+  /** the side panel's task, also while its page does not exist (a task delegated from the palette) */
+  private sideSelected: string | null = null;
   private readonly disposables: vscode.Disposable[] = [];
-  private selected: string | null = null;
   private readonly watched = new Set<string>();
   private usageTimer: NodeJS.Timeout | undefined;
-  private lastCpu: { taskId: string; seconds: number; at: number } | undefined;
-  private changesInFlight = false;
-  private changesAgain = false;
+  private readonly lastCpu = new Map<string, { seconds: number; at: number }>();
+  private readonly changesInFlight = new Set<string>();
+  private readonly changesAgain = new Set<string>();
   /** per task: what the panel shows beyond the transcript (blocked requests, streamed output) */
   private readonly panelState = new Map<string, TaskPanelState>();
   /** the last command of the command box, sent again when the view reloads */
   private lastCommand: Extract<HostToWebview, { type: 'commandResult' }> | undefined;
 
-  constructor(private readonly deps: PanelDeps) {}
+  constructor(private readonly deps: PanelDeps) {
+    this.usageTimer = setInterval(() => void this.sampleUsage(), USAGE_INTERVAL_MS);
+    this.disposables.push(vscode.commands.registerCommand(Commands.openTaskInEditor, (taskId?: unknown) => this.openInEditor(typeof taskId === 'string' ? taskId : undefined)));
+  }
+
+  private options(): vscode.WebviewOptions {
+    return { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(this.deps.extensionUri, 'dist'), vscode.Uri.joinPath(this.deps.extensionUri, 'media')] };
+  }
+
+  private attach(bridge: Bridge, onDispose: (l: () => void) => vscode.Disposable): void {
+    this.bridges.add(bridge);
+    bridge.webview.options = this.options();
+    bridge.webview.html = this.html(bridge.webview, bridge.mode);
+    const subs = [
+      bridge.webview.onDidReceiveMessage((raw: unknown) => void this.onMessage(bridge, raw)),
+      onDispose(() => {
+        this.bridges.delete(bridge);
+        if (this.side === bridge) this.side = undefined;
+        for (const d of subs) d.dispose();
+      }),
+    ];
+    this.disposables.push(...subs);
+  }
 
   resolveWebviewView(view: vscode.WebviewView): void {
-    this.view = view;
-    this.ready = false;
-    view.webview.options = { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(this.deps.extensionUri, 'dist'), vscode.Uri.joinPath(this.deps.extensionUri, 'media')] };
-    view.webview.html = this.html(view.webview);
-    this.disposables.push(
-      view.webview.onDidReceiveMessage((raw: unknown) => void this.onMessage(raw)),
-      view.onDidDispose(() => {
-        this.view = undefined;
-        this.ready = false;
-        clearInterval(this.usageTimer);
-        this.usageTimer = undefined;
-      }),
-    );
-    clearInterval(this.usageTimer);
-    this.usageTimer = setInterval(() => void this.sampleUsage(), USAGE_INTERVAL_MS);
+    if (this.side) this.bridges.delete(this.side);
+    const bridge: Bridge = { webview: view.webview, mode: 'side', ready: false, queue: [], selected: this.sideSelected, visible: () => view.visible };
+    this.side = bridge;
+    this.attach(bridge, (l) => view.onDidDispose(l));
+  }
+
+  /** "Open Task in Editor": the same task UI in an editor tab, wide (transcript and changes side by side). */
+  async openInEditor(taskId?: string): Promise<void> {
+    const manager = await this.deps.tasks();
+    let id = taskId ?? this.sideSelected ?? undefined;
+    if (!id && manager) {
+      const pick = await vscode.window.showQuickPick(manager.list().map((t) => ({ label: t.title, description: t.state, id: t.id })), { placeHolder: 'Which task?' });
+      id = pick?.id;
+    }
+    const task = id ? manager?.get(id) : undefined;
+    if (!task) return void vscode.window.showInformationMessage('Cowork: no task to open.');
+    const open = [...this.bridges].find((b) => b.mode === 'editor' && b.selected === task.info.id);
+    if (open?.panel) return open.panel.reveal();
+    const panel = vscode.window.createWebviewPanel(TASK_EDITOR_VIEW_TYPE, `Cowork: ${task.info.title}`, vscode.ViewColumn.Active, { ...this.options(), retainContextWhenHidden: false });
+    this.restoreEditor(panel, { selected: task.info.id });
+  }
+
+  /** An editor tab of a task: a new one, or one VS Code restores after a reload (its serializer). */
+  restoreEditor(panel: vscode.WebviewPanel, state: unknown): void {
+    const selected = state && typeof state === 'object' && typeof (state as { selected?: unknown }).selected === 'string' ? (state as { selected: string }).selected : null;
+    panel.iconPath = vscode.Uri.joinPath(this.deps.extensionUri, 'media', 'cowork.svg');
+    const bridge: Bridge = { webview: panel.webview, mode: 'editor', ready: false, queue: [], selected, visible: () => panel.visible, panel };
+    this.attach(bridge, (l) => panel.onDidDispose(l));
   }
 
   pushState(): void {
@@ -90,39 +144,47 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
       const task = manager.get(info.id);
       if (task) this.watch(task);
     }
-    this.post({ type: 'tasks', tasks: this.summaries(manager), selected: this.selected });
+    const tasks = this.summaries(manager);
+    for (const b of this.bridges) this.postTo(b, { type: 'tasks', tasks, selected: b.selected });
   }
 
   private summaries(manager: TaskManager): TaskSummary[] {
     return manager.list().map((t) => ({ ...t, changes: this.deps.review(t.id)?.count ?? 0 }));
   }
 
-  /** Shows a task (e.g. one just delegated from the palette). */
+  /** Shows a task in the side panel (e.g. one just delegated from the palette). */
   async select(taskId: string): Promise<void> {
+    this.sideSelected = taskId;
+    if (this.side) await this.show(this.side, taskId);
+  }
+
+  /** Sends a page everything it shows for a task, from the host's state. */
+  private async show(bridge: Bridge, taskId: string): Promise<void> {
     const manager = await this.deps.tasks();
     const task = manager?.get(taskId);
     if (!task) return;
-    this.selected = taskId;
+    bridge.selected = taskId;
+    if (bridge === this.side) this.sideSelected = taskId;
     this.watch(task);
-    this.post({ type: 'tasks', tasks: this.summaries(manager!), selected: taskId });
+    if (bridge.panel) bridge.panel.title = `Cowork: ${task.info.title}`;
+    this.postTo(bridge, { type: 'tasks', tasks: this.summaries(manager!), selected: taskId });
     const ps = this.stateOf(taskId);
     const blocked = ps.blocked();
-    this.post({ type: 'transcript', taskId, events: [...task.transcript.all], vm: task.vm.current, live: ps.live(), blocked: blocked.items, blockedTotal: blocked.total });
-    this.lastCpu = undefined;
-    this.pushChanges();
+    this.postTo(bridge, { type: 'transcript', taskId, events: [...task.transcript.all], vm: task.vm.current, live: ps.live(), blocked: blocked.items, blockedTotal: blocked.total });
+    this.lastCpu.delete(taskId);
+    this.pushChanges(taskId);
     void this.sampleUsage();
   }
 
-  /** Sends the selected task's changes (diffs computed by its review); coalesces bursts of refreshes. */
-  private pushChanges(): void {
-    if (this.changesInFlight) {
-      this.changesAgain = true;
+  /** Sends a task's changes (diffs computed by its review) to the pages showing it; coalesces bursts of refreshes. */
+  private pushChanges(taskId: string): void {
+    if (this.changesInFlight.has(taskId)) {
+      this.changesAgain.add(taskId);
       return;
     }
-    const taskId = this.selected;
-    const review = taskId ? this.deps.review(taskId) : undefined;
-    if (!taskId || !review) return;
-    this.changesInFlight = true;
+    const review = this.deps.review(taskId);
+    if (!review) return;
+    this.changesInFlight.add(taskId);
     void (async () => {
       try {
         const files = review.count ? await review.views() : [];
@@ -130,30 +192,33 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
       } catch (err) {
         this.deps.log.warn(`[review] cannot show the changes in the panel: ${err instanceof Error ? err.message : String(err)}`);
       } finally {
-        this.changesInFlight = false;
-        if (this.changesAgain) {
-          this.changesAgain = false;
-          this.pushChanges();
-        }
+        this.changesInFlight.delete(taskId);
+        if (this.changesAgain.delete(taskId)) this.pushChanges(taskId);
       }
     })();
   }
 
+  /** The tasks some visible page shows. */
+  private shown(): Set<string> {
+    return new Set([...this.bridges].filter((b) => b.visible() && b.selected).map((b) => b.selected!));
+  }
+
   private async sampleUsage(): Promise<void> {
-    const taskId = this.selected;
-    if (!taskId || !this.view?.visible) return;
-    const task = (await this.deps.tasks())?.get(taskId);
-    if (!task || task.vm.current.state !== 'ready') return;
-    try {
-      const u = await task.vm.usage();
-      if (!u || taskId !== this.selected) return;
-      const now = Date.now();
-      let cpuPercent: number | undefined;
-      if (u.cpuSeconds !== undefined && this.lastCpu?.taskId === taskId && now > this.lastCpu.at) cpuPercent = Math.max(0, ((u.cpuSeconds - this.lastCpu.seconds) / ((now - this.lastCpu.at) / 1000)) * 100);
-      if (u.cpuSeconds !== undefined) this.lastCpu = { taskId, seconds: u.cpuSeconds, at: now };
-      this.post({ type: 'vmUsage', taskId, usage: { cpuPercent, rssBytes: u.rssBytes, diskBytes: u.sessionDiskBytes } });
-    } catch {
-      // the VM went away between the check and the sample: the state event says so
+    for (const taskId of this.shown()) {
+      const task = (await this.deps.tasks())?.get(taskId);
+      if (!task || task.vm.current.state !== 'ready') continue;
+      try {
+        const u = await task.vm.usage();
+        if (!u) continue;
+        const now = Date.now();
+        const last = this.lastCpu.get(taskId);
+        let cpuPercent: number | undefined;
+        if (u.cpuSeconds !== undefined && last && now > last.at) cpuPercent = Math.max(0, ((u.cpuSeconds - last.seconds) / ((now - last.at) / 1000)) * 100);
+        if (u.cpuSeconds !== undefined) this.lastCpu.set(taskId, { seconds: u.cpuSeconds, at: now });
+        this.post({ type: 'vmUsage', taskId, usage: { cpuPercent, rssBytes: u.rssBytes, diskBytes: u.sessionDiskBytes } });
+      } catch {
+        // the VM went away between the check and the sample: the state event says so
+      }
     }
   }
 
@@ -172,17 +237,17 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
     ps.loadAudit(task.vm.egressLog);
     const onLive = (event: LiveEvent): void => {
       ps.onLive(event);
-      if (id === this.selected) this.post({ type: 'live', taskId: id, event: liveView(event) });
+      this.post({ type: 'live', taskId: id, event: liveView(event) });
     };
     task.on('live', onLive);
-    const vmSub = task.vm.onStatus((vm) => id === this.selected && this.post({ type: 'taskVm', taskId: id, vm }));
+    const vmSub = task.vm.onStatus((vm) => this.post({ type: 'taskVm', taskId: id, vm }));
     const egressSub = task.vm.onEgress((r) => {
-      if (ps.onEgress(r) && id === this.selected) this.post({ type: 'blocked', taskId: id, ...ps.blocked() });
+      if (ps.onEgress(r)) this.post({ type: 'blocked', taskId: id, ...ps.blocked() });
     });
     const review = this.deps.review(id);
     const changesSub = review?.onDidChangeCount(() => {
       void this.pushTasks();
-      if (id === this.selected) this.pushChanges();
+      if ([...this.bridges].some((b) => b.selected === id)) this.pushChanges(id);
     });
     this.disposables.push({
       dispose: () => {
@@ -194,16 +259,23 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
     });
   }
 
+  /** A message about a task goes to the pages showing that task; the others go to every page. */
   private post(msg: HostToWebview): void {
-    if (!this.view || !this.ready) {
-      if (msg.type === 'state' || msg.type === 'tasks') this.queue = this.queue.filter((m) => m.type !== msg.type);
-      this.queue.push(msg);
-      return;
-    }
-    void this.view.webview.postMessage(msg);
+    const taskId = 'taskId' in msg ? msg.taskId : undefined;
+    for (const b of this.bridges) if (taskId === undefined || b.selected === taskId) this.postTo(b, msg);
   }
 
-  private async onMessage(raw: unknown): Promise<void> {
+  private postTo(b: Bridge, msg: HostToWebview): void {
+    if (!b.ready) {
+      if (msg.type === 'state' || msg.type === 'tasks') b.queue = b.queue.filter((m) => m.type !== msg.type);
+      b.queue.push(msg);
+      if (b.queue.length > 1000) b.queue.splice(0, b.queue.length - 1000); // `ready` sends everything again anyway
+      return;
+    }
+    void b.webview.postMessage(msg);
+  }
+
+  private async onMessage(bridge: Bridge, raw: unknown): Promise<void> {
     const parsed = WebviewToHost.safeParse(raw);
     if (!parsed.success) {
       this.deps.log.warn(`[panel] ignored an invalid message from the webview: ${parsed.error.message}`);
@@ -214,12 +286,12 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
       case 'ready':
         // a new page (first load, shown again after being hidden, reloaded): it knows nothing, so
         // everything is sent again from the host's state; what was queued is part of that
-        this.ready = true;
-        this.queue = [];
+        bridge.ready = true;
+        bridge.queue = [];
         this.pushState();
-        if (this.lastCommand) this.post(this.lastCommand);
+        if (this.lastCommand) this.postTo(bridge, this.lastCommand);
         await this.pushTasks();
-        if (this.selected) await this.select(this.selected);
+        if (bridge.selected) await this.show(bridge, bridge.selected);
         return;
       case 'invalidMessage':
         this.deps.log.error(`[panel] the webview refused a message: ${msg.error}`);
@@ -234,7 +306,10 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
         await vscode.commands.executeCommand(Commands.delegateTask, msg.prompt);
         return;
       case 'selectTask':
-        await this.select(msg.taskId);
+        await this.show(bridge, msg.taskId);
+        return;
+      case 'openInEditor':
+        await this.openInEditor(msg.taskId);
         return;
       case 'stopTask':
         await vscode.commands.executeCommand(Commands.stopTask, msg.taskId);
@@ -317,7 +392,7 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
     }
   }
 
-  private html(webview: vscode.Webview): string {
+  private html(webview: vscode.Webview, mode: Bridge['mode']): string {
     const nonce = randomBytes(16).toString('base64');
     const script = webview.asWebviewUri(vscode.Uri.joinPath(this.deps.extensionUri, 'dist', 'webview.js'));
     const css = webview.asWebviewUri(vscode.Uri.joinPath(this.deps.extensionUri, 'media', 'panel.css'));
@@ -340,7 +415,7 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
 <link rel="stylesheet" href="${css.toString()}">
 <title>Cowork</title>
 </head>
-<body>
+<body data-mode="${mode}">
 <main id="app"></main>
 <script nonce="${nonce}" src="${script.toString()}"></script>
 </body>
@@ -349,6 +424,7 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
 
   dispose(): void {
     clearInterval(this.usageTimer);
+    this.bridges.clear();
     for (const d of this.disposables.splice(0)) d.dispose();
   }
 }

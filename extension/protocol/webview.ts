@@ -105,6 +105,8 @@ export const WebviewToHost = z.discriminatedUnion('type', [
   z.object({ type: z.literal('discardFolder'), taskId: z.string(), folder: z.string().min(1).max(8192) }),
   z.object({ type: z.literal('discardAll'), taskId: z.string() }),
   z.object({ type: z.literal('revealChanges'), taskId: z.string() }),
+  /** the same task UI in an editor tab */
+  z.object({ type: z.literal('openInEditor'), taskId: z.string() }),
   z.object({ type: z.literal('allowDomain'), taskId: z.string(), host: z.string().min(1).max(253).regex(/^[a-zA-Z0-9.-]+$/), port: z.number().int().min(1).max(65535).optional() }),
 ]);
 export type WebviewToHost = z.infer<typeof WebviewToHost>;

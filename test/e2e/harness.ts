@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type BrowserContext, type FrameLocator, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Frame, type FrameLocator, type Page } from 'playwright-core';
 import { defaultCacheDir } from '../../vm-host/image/cacheDir';
 import { freePort } from '../../vm-host/vm';
 
@@ -123,6 +123,22 @@ export async function launchBrowser(): Promise<{ context: BrowserContext; page: 
 /** The Cowork panel's content frame (webview → active-frame). */
 export function panelFrame(page: Page): FrameLocator {
   return page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+}
+
+/**
+ * A Cowork page by where it is shown: the side panel ('side') or a task's editor tab ('editor',
+ * Open Task in Editor). Found by the mode the provider writes on its <body>, so it works with both open.
+ */
+export async function webviewFrame(page: Page, mode: 'side' | 'editor', timeoutMs = 60_000): Promise<Frame> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const f of page.frames()) {
+      const m = await f.evaluate(() => document.body?.dataset.mode ?? null).catch(() => null);
+      if (m === mode && (await f.locator('#app').count().catch(() => 0)) > 0) return f;
+    }
+    if (Date.now() > deadline) throw new Error(`no Cowork ${mode === 'side' ? 'side panel' : 'editor tab'} page within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 export async function screenshot(page: Page, name: string): Promise<void> {

@@ -6,16 +6,17 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { FrameLocator, Page } from 'playwright-core';
+import type { Frame, Page } from 'playwright-core';
 import { demoConversation } from '../support/demoConversation';
 import { say, ScriptedModel, text, toolUse } from '../support/scriptedModel';
-import { E2E_API_KEY, launchBrowser, packageVsix, panelFrame, runCommand, screenshot, SCREENSHOTS, selectTheme, startCodeServer, type CodeServer } from './harness';
+import { E2E_API_KEY, launchBrowser, packageVsix, panelFrame, runCommand, screenshot, SCREENSHOTS, selectTheme, startCodeServer, webviewFrame, type CodeServer } from './harness';
 
 let model: ScriptedModel;
 let server: CodeServer;
 let browser: Awaited<ReturnType<typeof launchBrowser>>;
 let page: Page;
-let panel: FrameLocator;
+/** the side panel's page (a FrameLocator, or a Frame when an editor tab's page is open too) */
+let panel: Pick<Frame, 'locator'>;
 /** every console error and uncaught page error, from the workbench and from every frame (the panel's too) */
 const consoleErrors: string[] = [];
 
@@ -142,6 +143,24 @@ describe('the user journey in a real VS Code', { timeout: 1_800_000 }, () => {
     await check('after Reload Webviews');
   });
 
+  it('opens the task in an editor tab: the same task UI, wide, transcript beside the changes', { timeout: 400_000 }, async () => {
+    await panel.locator('#open-in-editor').click();
+    await page.locator('.tabs-container .tab', { hasText: 'Cowork: Make slugify handle accents' }).waitFor({ timeout: 30_000 });
+    const editor = await webviewFrame(page, 'editor');
+    await editor.locator('.msg.assistant', { hasText: 'creme-brulee-deja-vu' }).waitFor({ timeout: 60_000 });
+    await editor.locator('details.file-diff[data-path="slugify.py"]').waitFor({ timeout: 30_000 });
+    await editor.locator('.blocked-item', { hasText: 'blocked.example' }).first().waitFor({ timeout: 30_000 });
+    assert.equal(await editor.locator('#prompt').isVisible(), false, 'the editor tab is the task, not the task list and prompt');
+    // wide: the transcript and the changes side by side
+    const t = await editor.locator('.task-main').boundingBox();
+    const c = await editor.locator('.task-aside').boundingBox();
+    assert.ok(t && c && c.x > t.x + t.width - 1, `the changes are beside the transcript (transcript ${JSON.stringify(t)}, changes ${JSON.stringify(c)})`);
+    await screenshotInBothThemes('09-task-editor');
+    await runCommand(page, 'View: Close All Editors');
+    await page.locator('.tabs-container .tab', { hasText: 'Cowork: Make slugify handle accents' }).waitFor({ state: 'detached', timeout: 20_000 });
+    panel = panelFrame(page);
+  });
+
   it('shows the change in Source Control, opens its diff, and accepting writes the file', { timeout: 400_000 }, async () => {
     const before = await readFile(path.join(server.workspace, 'slugify.py'), 'utf8');
     assert.doesNotMatch(before, /unicodedata/, 'nothing reached the workspace before the review');
@@ -265,16 +284,23 @@ describe('the user journey in a real VS Code', { timeout: 1_800_000 }, () => {
     await panel.locator('details.file-diff.refused[data-path="passwd-link"]').waitFor({ timeout: 30_000 });
   });
 
-  it('after a window reload (a new extension host) the task still shows its transcript and blocked requests', { timeout: 400_000 }, async () => {
+  it('after a window reload (a new extension host) the task still shows its transcript and blocked requests, and its editor tab comes back', { timeout: 400_000 }, async () => {
+    await panel.locator('#open-in-editor').click();
+    await (await webviewFrame(page, 'editor')).locator('.msg.assistant', { hasText: 'Made a note and a link.' }).waitFor({ timeout: 60_000 });
     await runCommand(page, 'Developer: Reload Window');
     await page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
     const entry = page.locator(COWORK);
     await entry.waitFor({ timeout: 60_000 });
-    panel = panelFrame(page);
+    // the editor tab, restored by its serializer, shows the task again from the host's state
+    const editor = await webviewFrame(page, 'editor', 90_000);
+    await editor.locator('.msg.assistant', { hasText: 'Made a note and a link.' }).waitFor({ timeout: 60_000 });
+    await editor.locator('.blocked-item[data-host="169.254.169.254"] .cannot-allow').first().waitFor({ timeout: 30_000 });
+    await screenshot(page, '08-editor-after-reload');
     // the reload may restore the side bar with the panel open: click only when it is not
-    if (!(await panel.locator('#prompt').isVisible().catch(() => false))) {
-      await panel.locator('#prompt').waitFor({ timeout: 15_000 }).catch(() => entry.click());
-    }
+    panel = await webviewFrame(page, 'side', 15_000).catch(async () => {
+      await entry.click();
+      return webviewFrame(page, 'side');
+    });
     await panel.locator('#prompt').waitFor({ timeout: 60_000 });
     await panel.locator('.task-item', { hasText: 'Make a note and a link' }).first().click();
     await panel.locator('.msg.assistant', { hasText: 'Made a note and a link.' }).waitFor({ timeout: 60_000 });

@@ -13,9 +13,9 @@ const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as
   engines: { vscode: string };
   contributes: { commands: { command: string }[]; menus: { commandPalette: { command: string; when: string }[] }; configuration: { properties: Record<string, { description?: string; scope?: string; default?: unknown }> } };
 };
-// commands are registered in extension/commands/ (one file per command group) and by the review
+// commands are registered in extension/commands/ (one file per command group), by the review and by the panel (Open Task in Editor)
 const commandFiles = readdirSync(path.join(root, 'extension', 'commands')).filter((f) => f.endsWith('.ts')).map((f) => `commands/${f}`);
-const registration = [...commandFiles, 'review/registerReview.ts'].map((f) => readFileSync(path.join(root, 'extension', f), 'utf8')).join('\n');
+const registration = [...commandFiles, 'review/registerReview.ts', 'panel/coworkViewProvider.ts'].map((f) => readFileSync(path.join(root, 'extension', f), 'utf8')).join('\n');
 
 describe('package.json', () => {
   it('runs in code-server 4.100.3 (VS Code 1.100)', () => {

@@ -71,6 +71,7 @@ describe('webview protocol', () => {
     discardFolder: { valid: { type: 'discardFolder', taskId: 't', folder: '.venv' }, invalid: { type: 'discardFolder', taskId: 't' } },
     discardAll: { valid: { type: 'discardAll', taskId: 't' }, invalid: { type: 'discardAll', taskId: null } },
     revealChanges: { valid: { type: 'revealChanges', taskId: 't' }, invalid: { type: 'revealChanges' } },
+    openInEditor: { valid: { type: 'openInEditor', taskId: 't' }, invalid: { type: 'openInEditor' } },
     allowDomain: { valid: { type: 'allowDomain', taskId: 't', host: 'pypi.org' }, invalid: { type: 'allowDomain', taskId: 't', host: 'evil.example/../x' } },
   };
 
