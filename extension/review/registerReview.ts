@@ -67,7 +67,11 @@ export function registerReview(deps: ReviewDeps, reviews: Reviews): vscode.Dispo
     },
   };
   const report = (r: { applied: number; refused: string[] }): void => {
-    if (r.refused.length) void vscode.window.showWarningMessage(`Cowork accepted ${r.applied} change(s) and refused ${r.refused.length}: ${r.refused.join('; ')}`);
+    // a notification shows one line of a long message: the whole list is one click away
+    if (r.refused.length) {
+      const summary = `Cowork accepted ${r.applied} change(s) and refused ${r.refused.length}: ${r.refused.join('; ')}`;
+      void vscode.window.showWarningMessage(summary, 'Show Details').then((choice) => choice && vscode.window.showWarningMessage(`Cowork accepted ${r.applied} change(s) and refused ${r.refused.length}:`, { modal: true, detail: r.refused.map((x) => `• ${x}`).join('\n') }));
+    }
     else void vscode.window.showInformationMessage(`Cowork: accepted ${r.applied} change(s).`);
   };
   const fromScm = async (arg: unknown): Promise<ReviewController | undefined> => {
