@@ -93,7 +93,7 @@ const vmLabel = el('span', 'vm-state');
 vmLabel.id = 'vm-state';
 vmSummary.append(vmLabel);
 const vmButtons = el('div', 'row');
-const command = textField({ placeholder: 'Run a command in the sandbox (e.g. uname -a)', id: 'command' });
+const command = textField({ placeholder: 'Run a command in the smoke-test VM (e.g. uname -a)', id: 'command' });
 command.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && command.value.trim()) send({ type: 'runCommand', command: command.value.trim() });
 });
@@ -208,12 +208,12 @@ function changeActions(taskId: string): ChangeActions {
 function renderVm(): void {
   vmLabel.className = `vm-state state-${state.vm.state}`;
   vmLabel.textContent = `Smoke-test VM: ${STATE_LABEL[state.vm.state]}`;
-  vmLabel.title = 'A VM of its own for trying commands (Start VM); it is not any task\'s VM. Each task runs in a VM of its own.';
+  vmLabel.title = 'A VM of its own for trying commands (Start Smoke-Test VM); it is not any task\'s VM. Each task runs in a VM of its own.';
   const running = state.vm.state === 'ready' || state.vm.state === 'booting';
   vmButtons.replaceChildren(
     running
-      ? button('Stop VM', { icon: 'debug-stop', secondary: true, id: 'stop-vm', onClick: () => send({ type: 'stopVm' }) })
-      : button('Start VM', { icon: 'vm', id: 'start-vm', onClick: () => send({ type: 'startVm' }) }),
+      ? button('Stop Smoke-Test VM', { icon: 'debug-stop', secondary: true, id: 'stop-vm', onClick: () => send({ type: 'stopVm' }) })
+      : button('Start Smoke-Test VM', { icon: 'vm', id: 'start-vm', onClick: () => send({ type: 'startVm' }) }),
   );
   commandOutput.hidden = !state.lastCommand;
   if (state.lastCommand) commandOutput.textContent = `$ ${state.lastCommand.command}\n${state.lastCommand.output}[${state.lastCommand.exit}]`;
