@@ -16,6 +16,8 @@ import { WorkspaceVm } from './session/workspaceVm';
 import { channelLogger } from './workbench/logger';
 import type { StatusBar } from './workbench/statusBar';
 import { trackVmProgress } from './workbench/vmProgress';
+import { workspaceGuestLayer } from './workbench/guestConsentDialog';
+import { cacheDiskPath } from './session/cacheDisk';
 import type { StateProblem } from './state/stateFiles';
 import { readSettings, WorkspaceSettingsGuard } from './workbench/settings';
 
@@ -88,6 +90,9 @@ export function wire(context: vscode.ExtensionContext, status: StatusBar): Cowor
       log: logger,
       report: reportState,
       apiKey: async () => (await context.secrets.get(SECRET_API_KEY)) ?? process.env.ANTHROPIC_API_KEY,
+      // the workspace's guest setup (asked once per content) and its package cache (never shared)
+      guestLayer: workspaceGuestLayer(context, ws, logger),
+      cacheDisk: cacheDiskPath(context.globalStorageUri.fsPath, ws),
       settings: () => {
         const s = readSettings();
         if (!s.ok) throw new Error(`Cowork settings are invalid: ${s.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);

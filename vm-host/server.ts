@@ -31,11 +31,13 @@ import { BootTimes } from './bootTimes';
 import { runDoctor } from './doctor';
 import { availableAccelerators, pickAccelerator, probeAccelerators, type AcceleratorProbe } from './drivers/accelerator';
 import { qemuDriver } from './drivers/qemu';
+import { ensureCacheDisk } from './cacheDisk';
 import { cleanupDisks, ensureSessionDisk } from './disks';
 import { VmHostError } from './errors';
 import { qemuTools, requireTools } from './hostTools';
 import { BUILD_KILL_GRACE_MS, ensureImage, type GuestImage } from './image/builder';
 import { defaultCacheDir } from './image/cacheDir';
+import { ensureGuestLayer, isEmptyLayerSpec, type GuestLayer } from './image/guestLayer';
 import { hostArch, type RecipeSources } from './image/recipe';
 import { allocatedBytes, processStats } from './stats';
 import { STOP_GRACE_MS, Vm } from './vm';
@@ -65,6 +67,10 @@ export class VmHostServer {
   /** vm ids stopped while their start was still before the boot */
   private readonly cancelledStarts = new Set<string>();
   private imagePromise: Promise<GuestImage> | undefined;
+  /** derived layers being built or checked, by spec: concurrent starts of one spec share one build */
+  private readonly layers = new Map<string, Promise<GuestLayer>>();
+  /** cache disks claimed by a start that has not registered its VM yet */
+  private readonly cacheClaims = new Set<string>();
   private readonly buildAbort = new AbortController();
   private probe: Promise<AcceleratorProbe> | undefined;
   private readonly watchdog = new Watchdog();
@@ -146,6 +152,7 @@ export class VmHostServer {
             pid: vm.pid,
             ...(vm.pid ? await processStats(vm.pid) : {}),
             sessionDiskBytes: await allocatedBytes(vm.params.sessionDisk),
+            ...(vm.cacheDisk ? { cacheDiskBytes: await allocatedBytes(vm.cacheDisk) } : {}),
           })),
         );
         return { vms };
@@ -245,8 +252,12 @@ export class VmHostServer {
     await validateHostResources(p);
     const probe = await this.accelProbe();
     let accelerator = pickAccelerator(p.accelerator, probe);
-    const image = await this.currentImage();
+    const baseImage = await this.currentImage();
     this.checkCancelled(p.vmId);
+    const layer = p.guestLayer && !isEmptyLayerSpec(p.guestLayer) ? await this.guestLayer(baseImage, p.guestLayer) : undefined;
+    this.checkCancelled(p.vmId);
+    // the layer's root replaces the base's; the kernel, initramfs and key (accelerator verdicts) stay the base's
+    const image: GuestImage = layer ? { ...baseImage, rootfs: layer.rootfs } : baseImage;
     let notice: string | undefined;
     if (p.accelerator === 'auto' && accelerator !== 'tcg' && (await this.verdicts.isUnusable(accelerator, image.key))) {
       const v = await this.verdicts.get(accelerator, image.key);
@@ -258,11 +269,74 @@ export class VmHostServer {
     const tools = await requireTools(qemuTools(qemuBinary));
     await ensureSessionDisk(tools.get('qemu-img')!, p.sessionDisk, p.diskGiB);
     this.checkCancelled(p.vmId);
+    const cacheDisk = p.cacheDisk ? await this.claimCacheDisk(tools.get('qemu-img')!, p) : undefined;
+    try {
+      const info = await this.bootWithFallback(p, image, accelerator, qemuBinary, notice, cacheDisk);
+      return {
+        ...info,
+        ...(layer ? { guestLayer: { key: layer.key, built: layer.built } } : {}),
+        ...(p.cacheDisk ? { cacheDiskAttached: cacheDisk !== undefined } : {}),
+      };
+    } finally {
+      if (cacheDisk) this.cacheClaims.delete(cacheDisk); // the VM (if it runs) holds it from now: see claimCacheDisk
+    }
+  }
+
+  /**
+   * The package-cache disk for this start, or undefined when another VM holds it (a second task of
+   * the same workspace at the same time): that task runs without the cache.
+   */
+  private async claimCacheDisk(qemuImg: string, p: VmStartParams): Promise<string | undefined> {
+    const file = path.resolve(p.cacheDisk!);
+    const held = (): boolean => this.cacheClaims.has(file) || [...this.vms.values()].some((vm) => vm.cacheDisk && path.resolve(vm.cacheDisk) === file);
+    if (held()) {
+      this.log('info', `[vm] ${p.vmId}: the package cache ${file} is in use by another task; starting without it`);
+      return undefined;
+    }
+    this.cacheClaims.add(file);
+    try {
+      const state = await ensureCacheDisk(qemuImg, file, p.cacheDiskGiB);
+      if (state === 'in-use') {
+        this.log('info', `[vm] ${p.vmId}: the package cache ${file} is locked by another VM; starting without it`);
+        this.cacheClaims.delete(file);
+        return undefined;
+      }
+      return file;
+    } catch (err) {
+      this.cacheClaims.delete(file);
+      throw err;
+    }
+  }
+
+  private guestLayer(base: GuestImage, spec: NonNullable<VmStartParams['guestLayer']>): Promise<GuestLayer> {
+    const id = `${base.key}:${JSON.stringify(spec)}`;
+    let pending = this.layers.get(id);
+    if (!pending) {
+      pending = ensureGuestLayer({
+        cacheDir: this.cacheDir,
+        sources: this.opts.sources,
+        base,
+        spec,
+        signal: this.buildAbort.signal,
+        onProcessGroup: (pgid, alive) => {
+          if (alive) this.watchdog.guard(-pgid);
+          else this.watchdog.release(-pgid);
+          this.log('debug', `[layer] build process group ${pgid} ${alive ? 'started' : 'ended'}`);
+        },
+        onProgress: (pr) => this.emit({ event: 'image.progress', phase: pr.phase, message: pr.message, fraction: pr.fraction }),
+        onLog: (line) => this.log('debug', line),
+      }).finally(() => this.layers.delete(id));
+      this.layers.set(id, pending);
+    }
+    return pending;
+  }
+
+  private async bootWithFallback(p: VmStartParams, image: GuestImage, accelerator: ResolvedAccelerator, qemuBinary: string, notice: string | undefined, cacheDisk: string | undefined): Promise<RequestResult<'vm.start'>> {
     // Under auto, a failed hardware attempt is not reported as the VM's state: the TCG boot follows.
     const fallbackPossible = p.accelerator === 'auto' && accelerator !== 'tcg';
     let heldBack: string | undefined;
     try {
-      const info = await this.bootVm(p, image, accelerator, qemuBinary, fallbackPossible ? (error) => (heldBack = error) : undefined);
+      const info = await this.bootVm(p, image, accelerator, qemuBinary, fallbackPossible ? (error) => (heldBack = error) : undefined, cacheDisk);
       if (notice) this.emit({ event: 'vm.notice', vmId: p.vmId, message: notice });
       return notice ? { ...info, notice } : info;
     } catch (err) {
@@ -275,7 +349,7 @@ export class VmHostServer {
       this.log('warn', `[vm] ${notice}`);
       this.emit({ event: 'vm.notice', vmId: p.vmId, message: notice });
       this.checkCancelled(p.vmId);
-      const info = await this.bootVm(p, image, 'tcg', qemuBinary);
+      const info = await this.bootVm(p, image, 'tcg', qemuBinary, undefined, cacheDisk);
       // TCG got further than the accelerator did: the accelerator was the problem. Remember it.
       await this.verdicts.markUnusable(accelerator, image.key, err.message);
       return { ...info, notice };
@@ -283,7 +357,7 @@ export class VmHostServer {
   }
 
   /** holdBackFailure: a boot failure is handed to it instead of sent as a vm.state event */
-  private async bootVm(p: VmStartParams, image: GuestImage, accelerator: ResolvedAccelerator, qemuBinary: string, holdBackFailure?: (error: string) => void): Promise<RequestResult<'vm.start'>> {
+  private async bootVm(p: VmStartParams, image: GuestImage, accelerator: ResolvedAccelerator, qemuBinary: string, holdBackFailure?: (error: string) => void, cacheDisk?: string): Promise<RequestResult<'vm.start'>> {
     const { timeoutMs, lastBootMs } = await this.bootTimes.timeoutFor(accelerator);
     let wasReady = false;
     const vm: Vm = new Vm(p, {
@@ -293,6 +367,7 @@ export class VmHostServer {
       accelerator,
       watchdog: this.watchdog,
       bootTimeoutMs: timeoutMs,
+      cacheDisk,
       onState: (state, detail) => {
         if (state.kind === 'failed' && !wasReady && holdBackFailure) holdBackFailure(state.error);
         else this.emit({ event: 'vm.state', vmId: p.vmId, state: state.kind, detail: state.kind === 'failed' ? state.error : detail });

@@ -45,6 +45,8 @@ export interface VmDeps {
   /** the guest's current boot step ("kernel", then its COWORK-STEP names) */
   readonly onProgress?: (step: string, elapsedMs: number, timeoutMs: number) => void;
   readonly signOfLifeMs?: number;
+  /** the package-cache disk to attach (params.cacheDisk unless another VM holds it) */
+  readonly cacheDisk?: string;
   /** boot time-out when params.bootTimeoutMs is not given */
   readonly bootTimeoutMs?: number;
 }
@@ -68,6 +70,10 @@ export class Vm {
 
   get stateKind(): VmState['kind'] {
     return this.state.kind;
+  }
+  /** the package-cache disk this VM holds, if one is attached */
+  get cacheDisk(): string | undefined {
+    return this.deps.cacheDisk;
   }
   get pid(): number | undefined {
     return this.qemu?.pid;
@@ -150,6 +156,7 @@ export class Vm {
       initrd: this.deps.image.initrd,
       rootfs: this.deps.image.rootfs,
       sessionDisk: this.params.sessionDisk,
+      cacheDisk: this.deps.cacheDisk,
       workspace: this.params.workspace,
       sshPort: port,
       fwCfgFiles: files,

@@ -9,7 +9,7 @@
 import * as os from 'node:os';
 import { z } from 'zod';
 import { parseRule } from '../egress/policy';
-import { Accelerator } from '../protocol/vmHost';
+import { Accelerator, DebianPackageName, GUEST_LAYER_LIMITS } from '../protocol/vmHost';
 
 /** review: changes wait for Accept; direct: written to the folder as each tool call ends (changes/direct.ts). */
 export const WorkspaceMode = z.enum(['review', 'direct']);
@@ -55,6 +55,7 @@ export const SettingsSchema = z.object({
   'agent.extraHeaders': z.record(z.string().regex(/^[A-Za-z0-9-]+$/, 'header names are letters, digits and -'), z.string()).default({}),
   apiBaseUrl: z.union([z.literal(''), z.string().url()]).default(''),
   maxParallelTasks: z.number().int().min(1).max(16).default(2),
+  'guest.extraPackages': z.array(DebianPackageName).max(GUEST_LAYER_LIMITS.packages).default([]).describe('Debian packages added to the guest image for every workspace'),
 });
 export type Settings = z.infer<typeof SettingsSchema>;
 export type SettingKey = keyof Settings;
@@ -96,6 +97,7 @@ export const SETTING_SCOPES = {
   'vm.idleStopMinutes': { scope: 'machine', why: 'how long an idle VM keeps holding host memory (0 = forever)' },
   'agent.commandTimeoutSeconds': { scope: 'machine', why: 'how long one agent command may use the VM\'s CPUs' },
   maxParallelTasks: { scope: 'machine', why: 'how many VMs may run on this host at once' },
+  'guest.extraPackages': { scope: 'machine', why: 'packages installed (their maintainer scripts run as root) when the guest layer is built on this machine; a workspace asks through .cowork/guest.json instead, with consent' },
 } as const satisfies { readonly [K in SettingKey]: ScopeRule };
 
 /** Settings a workspace cannot set at all ('application' or 'machine'). */

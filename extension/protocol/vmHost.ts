@@ -9,6 +9,36 @@ export type Accelerator = z.infer<typeof Accelerator>;
 export type ResolvedAccelerator = Exclude<Accelerator, 'auto'>;
 
 
+/**
+ * Debian's package name grammar (Policy §5.6.1): lower-case letters, digits, '+', '-' and '.', at
+ * least two characters, starting with a letter or digit. Nothing else reaches apt: no option
+ * ("-o…"), no version or release pin ("=", "/"), no glob, no path to a .deb.
+ */
+export const DEBIAN_PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+$/;
+export const GUEST_LAYER_LIMITS = { packages: 64, nameChars: 100, setupBytes: 16 * 1024 } as const;
+export const DebianPackageName = z
+  .string()
+  .max(GUEST_LAYER_LIMITS.nameChars, `a package name has at most ${GUEST_LAYER_LIMITS.nameChars} characters`)
+  .regex(DEBIAN_PACKAGE_NAME, "is not a Debian package name (lower-case letters, digits, '+', '-', '.'; starting with a letter or digit)");
+
+/**
+ * A derived image layer: the base image plus these Debian packages and this script (run as root
+ * in the layer's build chroot, once, at build time). Cached by its hash. The extension sends only
+ * what the person consented to (extension/config/guestConsent.ts) or configured (machine setting).
+ */
+export const GuestLayerSpec = z
+  .object({
+    packages: z.array(DebianPackageName).max(GUEST_LAYER_LIMITS.packages, `at most ${GUEST_LAYER_LIMITS.packages} packages`).describe('extra Debian packages'),
+    setup: z
+      .string()
+      .refine((s) => Buffer.byteLength(s) <= GUEST_LAYER_LIMITS.setupBytes, `the setup script has at most ${GUEST_LAYER_LIMITS.setupBytes} bytes`)
+      .refine((s) => !s.includes('\0'), 'the setup script must not contain NUL bytes')
+      .optional()
+      .describe('shell script run as root in the layer at build time (never at task time)'),
+  })
+  .strict();
+export type GuestLayerSpec = z.infer<typeof GuestLayerSpec>;
+
 export const VmStartParams = z.object({
   vmId: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'vmId must be 1–64 letters, digits, _ or -'),
   workspace: z.string().min(1).describe('absolute host path shared read-only at /workspace'),
@@ -18,6 +48,9 @@ export const VmStartParams = z.object({
   diskGiB: z.number().int().min(1).max(4096),
   accelerator: Accelerator,
   bootTimeoutMs: z.number().int().positive().optional(),
+  guestLayer: GuestLayerSpec.optional().describe('boot from the base image plus this derived layer (built on first use)'),
+  cacheDisk: z.string().min(1).optional().describe("this workspace's package-cache disk (qcow2, created when missing; never shared across workspaces)"),
+  cacheDiskGiB: z.number().int().min(1).max(4096).optional(),
 });
 export type VmStartParams = z.infer<typeof VmStartParams>;
 
@@ -31,6 +64,10 @@ export const VmConnectInfo = z.object({
   accelerator: z.enum(['kvm', 'hvf', 'whpx', 'tcg']),
   bootMs: z.number(),
   imageKey: z.string(),
+  /** set when the VM booted a derived layer; built: this start built it */
+  guestLayer: z.object({ key: z.string(), built: z.boolean() }).optional(),
+  /** false when the cache disk was asked for but is in use by another VM (the task runs without it) */
+  cacheDiskAttached: z.boolean().optional(),
   cpus: z.number().int(),
   memoryMiB: z.number().int(),
   sandbox: z.object({ user: z.string().regex(/^[a-z][a-z0-9-]{1,30}$/), uid: z.number().int().min(1000) }),
@@ -51,6 +88,7 @@ export const VmStats = z.object({
   rssBytes: z.number().optional(),
   cpuSeconds: z.number().optional(),
   sessionDiskBytes: z.number().optional(),
+  cacheDiskBytes: z.number().optional(),
 });
 
 /** One prerequisite as `Cowork: Check Setup` and `vm-host.js --doctor` show it. */

@@ -1,6 +1,7 @@
 // A task: the person's prompt, its own VM (lease + overlay on its session disk + egress proxy with
 // its own audit log), its transcript, and the agent loop that works on it. vscode-free; the glue
 // passes the API key getter, settings and a logger in.
+import type { GuestLayerSpec } from '../protocol/vmHost';
 import { EventEmitter } from 'node:events';
 import * as path from 'node:path';
 import type { LiveEvent, TurnOutcome } from '../agent/loop';
@@ -34,6 +35,9 @@ export interface TaskDeps {
   readonly log: Logger;
   readonly apiKey: () => Promise<string | undefined>;
   readonly settings: () => Settings;
+  /** the guest layer each VM start boots (consent asked in the glue) and the workspace's cache disk */
+  readonly guestLayer?: () => Promise<GuestLayerSpec | undefined>;
+  readonly cacheDisk?: string;
   /** a state file that was unreadable (moved aside) or could not be written */
   readonly report?: StateReporter;
 }
@@ -63,7 +67,7 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
     private readonly deps: TaskDeps,
   ) {
     super();
-    this.vm = new WorkspaceVm({ helper: deps.helper, workspace: deps.workspace, storageDir: deps.storageDir, log: deps.log, vmId: `task-${info.id}` });
+    this.vm = new WorkspaceVm({ helper: deps.helper, workspace: deps.workspace, storageDir: deps.storageDir, log: deps.log, vmId: `task-${info.id}`, guestLayer: deps.guestLayer, cacheDisk: deps.cacheDisk });
     this.vm.onLost((reason) => this.vmLost(reason));
   }
 

@@ -11,7 +11,7 @@ import type { GuestVm } from '../guest/guestVm';
 import type { GuestSandbox } from '../guest/sandbox';
 import type { VmHostClient } from '../guest/vmHostClient';
 import type { VmHelper } from './vmHelper';
-import type { VmStateName } from '../protocol/vmHost';
+import type { GuestLayerSpec, VmStateName } from '../protocol/vmHost';
 import { vmResources, type Settings } from '../config/settings';
 
 export interface Logger {
@@ -39,6 +39,10 @@ export interface WorkspaceVmOptions {
   readonly log: Logger;
   /** defaults to one derived from the workspace path */
   readonly vmId?: string;
+  /** the derived guest layer to boot (consented workspace setup + machine packages), asked at each start */
+  readonly guestLayer?: () => Promise<GuestLayerSpec | undefined>;
+  /** this workspace's package-cache disk (session/cacheDisk.ts) */
+  readonly cacheDisk?: string;
 }
 
 export class WorkspaceVm {
@@ -162,6 +166,7 @@ export class WorkspaceVm {
       const undo: { what: string; run: () => Promise<void> }[] = [];
       try {
         const [{ GuestVm }, { GuestSandbox }] = await Promise.all([import('../guest/guestVm'), import('../guest/sandbox')]);
+        const guestLayer = await this.opts.guestLayer?.();
         // GuestVm.start stops the VM itself when SSH or the guest agent cannot be reached
         const guest = await GuestVm.start(this.helper(), {
           vmId: this.vmId,
@@ -169,6 +174,8 @@ export class WorkspaceVm {
           sessionDisk: this.sessionDisk,
           accelerator: settings['vm.accelerator'],
           ...vmResources(settings),
+          ...(guestLayer ? { guestLayer } : {}),
+          ...(this.opts.cacheDisk ? { cacheDisk: this.opts.cacheDisk } : {}),
         });
         undo.push({ what: 'stop the VM', run: () => guest.stop(0) });
         undo.push({ what: 'close the egress proxy', run: () => this.closeEgress() });

@@ -20,6 +20,8 @@ export interface MachineConfig {
   readonly initrd: string;
   readonly rootfs: string;
   readonly sessionDisk: string;
+  /** the workspace's package-cache disk (qcow2), when attached */
+  readonly cacheDisk?: string;
   readonly workspace: string;
   readonly sshPort: number;
   /** fw_cfg blobs: name under opt/cowork/ → host file */

@@ -33,6 +33,8 @@ export function qemuArgv(c: MachineConfig): string[] {
     '-device', 'virtio-blk-pci,drive=root',
     '-drive', `file=${escapeOpt(c.sessionDisk)},format=qcow2,if=none,id=session,cache=writeback,discard=unmap`,
     '-device', 'virtio-blk-pci,drive=session',
+    // the workspace's package-cache disk, /dev/vdc in the guest (vm-host/cacheDisk.ts)
+    ...(c.cacheDisk ? ['-drive', `file=${escapeOpt(c.cacheDisk)},format=qcow2,if=none,id=cache,cache=writeback,discard=unmap`, '-device', 'virtio-blk-pci,drive=cache'] : []),
     '-fsdev', `local,id=ws,path=${escapeOpt(c.workspace)},security_model=none,readonly=on`, // read-only in both workspace modes (extension/changes/direct.ts)
     '-device', 'virtio-9p-pci,fsdev=ws,mount_tag=workspace',
     // restrict=on: the guest can open no connection out; only the forwarded sshd port comes in.

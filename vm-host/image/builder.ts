@@ -175,7 +175,7 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-async function hasMountInside(dir: string): Promise<boolean> {
+export async function hasMountInside(dir: string): Promise<boolean> {
   if (process.platform !== 'linux') return false;
   try {
     const info = await readFile('/proc/self/mountinfo', 'utf8');
@@ -194,15 +194,17 @@ async function pruneOtherLayers(imagesDir: string, arch: string, keep: string[],
   for (const name of await readdir(imagesDir)) {
     const full = path.join(imagesDir, name);
     if (!name.startsWith(`${arch}-`) || keep.includes(full) || name.includes('.tmp-')) continue;
+    // derived layers (guestLayer.ts) of the base that is kept stay: only another base's are outdated
+    if (keep.some((k) => name.startsWith(`${arch}-layer-${path.basename(k).slice(`${arch}-base-`.length)}-`))) continue;
     log?.(`[image] removing the outdated layer ${name}`);
     await rm(full, { recursive: true, force: true });
   }
 }
 
 /** Returns the manifest when every file it lists is present with the recorded size and hash. */
-async function readValidManifest(dir: string, log?: (line: string) => void): Promise<Manifest | undefined>;
-async function readValidManifest(dir: string, log: ((line: string) => void) | undefined, removeCorrupt: false): Promise<Manifest | 'corrupt' | undefined>;
-async function readValidManifest(dir: string, log?: (line: string) => void, removeCorrupt = true): Promise<Manifest | 'corrupt' | undefined> {
+export async function readValidManifest(dir: string, log?: (line: string) => void): Promise<Manifest | undefined>;
+export async function readValidManifest(dir: string, log: ((line: string) => void) | undefined, removeCorrupt: false): Promise<Manifest | 'corrupt' | undefined>;
+export async function readValidManifest(dir: string, log?: (line: string) => void, removeCorrupt = true): Promise<Manifest | 'corrupt' | undefined> {
   let manifest: Manifest;
   try {
     manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
@@ -234,7 +236,7 @@ export function sha256File(file: string): Promise<string> {
   });
 }
 
-async function writeManifest(dir: string, files: string[], extra: Omit<Manifest, 'files'>): Promise<void> {
+export async function writeManifest(dir: string, files: string[], extra: Omit<Manifest, 'files'>): Promise<void> {
   const entries: Manifest['files'] = {};
   for (const name of files) {
     const full = path.join(dir, name);
@@ -244,7 +246,7 @@ async function writeManifest(dir: string, files: string[], extra: Omit<Manifest,
   await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
 }
 
-async function publish(tmp: string, finalDir: string): Promise<void> {
+export async function publish(tmp: string, finalDir: string): Promise<void> {
   await rm(finalDir, { recursive: true, force: true });
   await rename(tmp, finalDir);
 }
@@ -385,10 +387,10 @@ function runCpio(cpio: string, cwd: string, entries: string[], outFile: string):
   });
 }
 
-type Stage = [cmd: string, args: string[], env?: Record<string, string>];
+export type Stage = [cmd: string, args: string[], env?: Record<string, string>];
 
 /** Runs `a | b`, streaming both stderrs line by line to onLine; rejects with the tail of the log. */
-function runPipeline(a: Stage, b: Stage, onLine: (line: string) => void, signal?: AbortSignal, onProcessGroup?: (pgid: number, alive: boolean) => void): Promise<void> {
+export function runPipeline(a: Stage, b: Stage, onLine: (line: string) => void, signal?: AbortSignal, onProcessGroup?: (pgid: number, alive: boolean) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const tail: string[] = [];
     const lineSink = (buf: { rest: string }) => (chunk: Buffer) => {
