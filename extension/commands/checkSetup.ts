@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { Commands, SECRET_API_KEY } from '../ids';
+import { cacheDiskBytes, cacheDiskPath } from '../session/cacheDisk';
 import { formatDoctorLine, type DoctorLine } from '../protocol/vmHost';
 import { VmHelper } from '../session/vmHelper';
 import type { Logger } from '../session/workspaceVm';
@@ -52,6 +53,12 @@ export async function checkSetup(deps: CheckSetupDeps, reprobe = false): Promise
   }
   lines.push(apiKeyLine(await context.secrets.get(SECRET_API_KEY), process.env.ANTHROPIC_API_KEY));
   lines.push(await proxyListenLine());
+  const ws = vscode.workspace.workspaceFolders?.[0];
+  if (ws?.uri.scheme === 'file') {
+    // informational: the workspace's npm/pip cache (session/cacheDisk.ts); Clean Up clears it
+    const bytes = await cacheDiskBytes(cacheDiskPath(context.globalStorageUri.fsPath, ws.uri.fsPath));
+    lines.push({ id: 'package-cache', ok: true, required: false, label: 'Package cache (npm, pip) of this workspace', detail: bytes ? `${(bytes / 1024 / 1024).toFixed(1)} MiB on disk, reused by its next tasks ("Cowork: Clean Up" clears it)` : 'empty (filled by the first task that installs packages)' });
+  }
   return lines;
 }
 

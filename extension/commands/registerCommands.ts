@@ -1,5 +1,6 @@
 // Palette commands. Each one is a thin handler over the engine; the check in
 // test/unit/manifest.test.ts (npm run check:commands) fails if one contributed in package.json is not registered.
+import { cacheDiskBytes, cacheDiskPath, clearCacheDisk } from '../session/cacheDisk';
 import { rm, stat } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import { describeProblems } from '../config/settings';
@@ -162,6 +163,9 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
           removed++;
         }
       }
+      const cleared = await offerToClearPackageCache(deps.context, manager);
+      freed += cleared;
+      if (cleared) removed++;
       const usage = await manager.diskUsage();
       const finished = manager.list().filter((t) => t.state !== 'running' && t.state !== 'booting' && t.state !== 'queued' && !manager.get(t.id)?.isRunning);
       if (finished.length) {
@@ -240,3 +244,26 @@ function mib(bytes: number): string {
   return bytes >= 1 << 30 ? `${(bytes / (1 << 30)).toFixed(2)} GiB` : `${(bytes / 1048576).toFixed(1)} MiB`;
 }
 
+/**
+ * Clean Up's question about this workspace's package cache (npm, pip; session/cacheDisk.ts): its
+ * size, and removing it when the person says so and no task VM of the workspace runs (the next task
+ * starts with an empty cache). Returns the bytes freed.
+ */
+async function offerToClearPackageCache(context: vscode.ExtensionContext, manager: TaskManager): Promise<number> {
+  const ws = vscode.workspace.workspaceFolders?.[0];
+  if (ws?.uri.scheme !== 'file') return 0;
+  const file = cacheDiskPath(context.globalStorageUri.fsPath, ws.uri.fsPath);
+  const bytes = await cacheDiskBytes(file);
+  if (!bytes) return 0;
+  const pick = await vscode.window.showInformationMessage(`Cowork: this workspace's package cache (npm, pip) takes ${mib(bytes)}. Clear it? Later tasks download their packages again.`, { modal: true }, 'Clear Package Cache');
+  if (pick !== 'Clear Package Cache') return 0;
+  const busy = manager.list().some((t) => {
+    const state = manager.get(t.id)?.vm.current.state;
+    return state !== undefined && state !== 'stopped' && state !== 'failed';
+  });
+  if (busy) {
+    void vscode.window.showWarningMessage('Cowork: a task of this workspace has its VM running; stop it, then clear the package cache.');
+    return 0;
+  }
+  return clearCacheDisk(file);
+}
