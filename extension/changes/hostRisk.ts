@@ -61,6 +61,7 @@ const RISKY_DIRS: readonly (readonly [readonly string[], string])[] = [
   [['.claude'], 'agent configuration (commands, hooks, settings)'],
   [['.cursor'], 'agent configuration'],
   [['.devcontainer'], 'dev container configuration (runs commands on open)'],
+  [['.cowork'], 'Cowork guest setup (its script runs as root when the guest layer is built; asked again on change)'],
   [['.husky'], 'git hooks (husky)'],
   [['.githooks'], 'git hooks'],
   [['.github', 'workflows'], 'CI workflow (runs with the repository\'s secrets)'],
