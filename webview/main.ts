@@ -23,6 +23,8 @@ interface PanelState {
   settingsProblem: string | null;
   scripted: boolean;
   tasks: TaskSummary[];
+  /** prompts sent before, newest first (from the host) */
+  history: string[];
   selected: string | null;
   view: TaskView;
   taskVm: VmStatusView | null;
@@ -33,7 +35,7 @@ interface PanelState {
   lastCommand?: { command: string; output: string; exit: string };
 }
 const saved = vscode.getState() as { selected?: string | null } | undefined;
-const state: PanelState = { vm: { state: 'stopped' }, trusted: true, settingsProblem: null, scripted: false, tasks: [], selected: saved?.selected ?? null, view: emptyView(), taskVm: null, usage: null, changes: [], blocked: [], blockedTotal: 0 };
+const state: PanelState = { vm: { state: 'stopped' }, trusted: true, settingsProblem: null, scripted: false, tasks: [], history: [], selected: saved?.selected ?? null, view: emptyView(), taskVm: null, usage: null, changes: [], blocked: [], blockedTotal: 0 };
 
 const STATE_LABEL: Record<VmStatusView['state'], string> = { stopped: 'stopped', booting: 'booting…', ready: 'ready', stopping: 'stopping…', failed: 'failed' };
 const TASK_LABEL: Record<TaskSummary['state'], string> = { queued: 'queued', booting: 'booting VM', running: 'running', idle: 'waiting for review', failed: 'failed', stopped: 'stopped' };
@@ -50,8 +52,22 @@ const delegate = (): void => {
   if (!text) return;
   send({ type: 'delegate', prompt: text });
   prompt.value = '';
+  historyAt = -1;
 };
 prompt.addEventListener('keydown', (e) => (e.ctrlKey || e.metaKey) && e.key === 'Enter' && delegate());
+// Up and Down walk through what was sent before (prompts and follow-ups), while the box is empty
+// or shows an entry of that history unchanged: typing is never replaced
+let historyAt = -1;
+const walkHistory = (box: HTMLElement & { value: string }, e: KeyboardEvent): void => {
+  if (e.key !== 'ArrowUp' && e.key !== 'ArrowDown') return;
+  if (box.value !== '' && box.value !== state.history[historyAt]) return;
+  const next = historyAt + (e.key === 'ArrowUp' ? 1 : -1);
+  if (next < -1 || next >= state.history.length) return;
+  e.preventDefault();
+  historyAt = next;
+  box.value = next === -1 ? '' : state.history[next]!;
+};
+prompt.addEventListener('keydown', (e) => walkHistory(prompt, e));
 newTask.append(prompt, button('Delegate', { icon: 'send', id: 'delegate', onClick: delegate }));
 const taskList = el('ul', 'tasks');
 taskList.setAttribute('aria-label', 'Tasks');
@@ -71,8 +87,10 @@ const sendFollowUp = (): void => {
   if (!text || !state.selected) return;
   send({ type: 'followUp', taskId: state.selected, text });
   follow.value = '';
+  historyAt = -1;
 };
 follow.addEventListener('keydown', (e) => (e.ctrlKey || e.metaKey) && e.key === 'Enter' && sendFollowUp());
+follow.addEventListener('keydown', (e) => walkHistory(follow, e));
 followBox.append(follow, button('Send', { icon: 'send', id: 'send-follow-up', onClick: sendFollowUp }));
 // The side panel stacks everything; the editor tab (Open Task in Editor) shows one task, wide: the
 // transcript beside the plan, blocked requests and changes (media/panel.css).
@@ -277,6 +295,7 @@ window.addEventListener('message', (event: MessageEvent) => {
       break;
     case 'tasks':
       state.tasks = msg.tasks;
+      state.history = msg.history;
       if (msg.selected !== null) state.selected = msg.selected;
       break;
     case 'transcript':

@@ -145,7 +145,22 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
       if (task) this.watch(task);
     }
     const tasks = this.summaries(manager);
-    for (const b of this.bridges) this.postTo(b, { type: 'tasks', tasks, selected: b.selected });
+    const history = this.history(manager);
+    for (const b of this.bridges) this.postTo(b, { type: 'tasks', tasks, selected: b.selected, history });
+  }
+
+  /** What the person typed before (prompts and follow-ups, newest first), from the tasks' transcripts. */
+  private history(manager: TaskManager): string[] {
+    const seen = new Set<string>();
+    const all: { at: number; text: string }[] = [];
+    for (const info of manager.list()) {
+      for (const e of manager.get(info.id)?.transcript.all ?? []) if (e.type === 'user' && e.text.length <= 100_000) all.push({ at: e.at, text: e.text });
+    }
+    return all
+      .sort((a, b) => b.at - a.at)
+      .map((e) => e.text)
+      .filter((t) => !seen.has(t) && seen.add(t))
+      .slice(0, 100);
   }
 
   private summaries(manager: TaskManager): TaskSummary[] {
@@ -167,7 +182,7 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
     if (bridge === this.side) this.sideSelected = taskId;
     this.watch(task);
     if (bridge.panel) bridge.panel.title = `Cowork: ${task.info.title}`;
-    this.postTo(bridge, { type: 'tasks', tasks: this.summaries(manager!), selected: taskId });
+    this.postTo(bridge, { type: 'tasks', tasks: this.summaries(manager!), selected: taskId, history: this.history(manager!) });
     const ps = this.stateOf(taskId);
     const blocked = ps.blocked();
     this.postTo(bridge, { type: 'transcript', taskId, events: [...task.transcript.all], vm: task.vm.current, live: ps.live(), blocked: blocked.items, blockedTotal: blocked.total });

@@ -74,7 +74,8 @@ export type VmUsageView = z.infer<typeof VmUsageView>;
 export const HostToWebview = z.discriminatedUnion('type', [
   z.object({ type: z.literal('state'), vm: VmStatusView, trusted: z.boolean(), settingsProblem: z.string().nullable(), scripted: z.boolean().default(false) }),
   z.object({ type: z.literal('commandResult'), command: z.string(), output: z.string(), exit: z.string() }),
-  z.object({ type: z.literal('tasks'), tasks: z.array(TaskSummary), selected: z.string().nullable() }),
+  /** `history`: the prompts and follow-ups sent before, newest first (the prompt box's up arrow) */
+  z.object({ type: z.literal('tasks'), tasks: z.array(TaskSummary), selected: z.string().nullable(), history: z.array(z.string().max(100_000)).max(100).default([]) }),
   /** everything the panel shows for a task, sent whole when it is selected or the view (re)loads */
   z.object({ type: z.literal('transcript'), taskId: z.string(), events: z.array(TranscriptEvent), vm: VmStatusView, live: LiveSnapshot.optional(), blocked: z.array(BlockedView).default([]), blockedTotal: z.number().int().nonnegative().default(0) }),
   z.object({ type: z.literal('live'), taskId: z.string(), event: LiveView }),

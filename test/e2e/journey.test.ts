@@ -250,8 +250,12 @@ describe('the user journey in a real VS Code', { timeout: 1_800_000 }, () => {
       say(toolUse('bash', { command: 'echo notes > /workspace/notes.txt; ln -s /etc/passwd /workspace/passwd-link; mkdir -p /workspace/node_modules/pkg && for i in $(seq 1 30); do echo "module.exports = $i" > /workspace/node_modules/pkg/f$i.js; done; curl -sS -m 5 -o /dev/null http://169.254.169.254/latest/meta-data/ || true; curl -sS -m 5 -o /dev/null http://127.0.0.1:8080/ || true' })),
       say(text('Made a note and a link.')),
     );
+    // the up arrow brings back what was sent last (the follow-up); Ctrl+Enter sends
+    await panel.locator('#prompt textarea').focus();
+    await panel.locator('#prompt textarea').press('ArrowUp');
+    assert.equal(await panel.locator('#prompt textarea').inputValue(), 'Is it still running?');
     await panel.locator('#prompt textarea').fill('Make a note and a link');
-    await panel.locator('#delegate').click();
+    await panel.locator('#prompt textarea').press('Control+Enter');
     await panel.locator('.msg.assistant', { hasText: 'Made a note and a link.' }).waitFor({ timeout: 240_000 });
     const link = panel.locator('details.file-diff.refused[data-path="passwd-link"]');
     await link.waitFor({ timeout: 60_000 });
