@@ -69,6 +69,7 @@ export class VmHostServer {
   private imagePromise: Promise<GuestImage> | undefined;
   /** derived layers being built or checked, by spec: concurrent starts of one spec share one build */
   private readonly layers = new Map<string, Promise<GuestLayer>>();
+  private readonly verifiedLayers = new Map<string, GuestLayer>();
   /** cache disks claimed by a start that has not registered its VM yet */
   private readonly cacheClaims = new Set<string>();
   private readonly buildAbort = new AbortController();
@@ -308,8 +309,11 @@ export class VmHostServer {
     }
   }
 
-  private guestLayer(base: GuestImage, spec: NonNullable<VmStartParams['guestLayer']>): Promise<GuestLayer> {
+  private async guestLayer(base: GuestImage, spec: NonNullable<VmStartParams['guestLayer']>): Promise<GuestLayer> {
     const id = `${base.key}:${JSON.stringify(spec)}`;
+    // verified once per helper (hashing the whole squashfs costs seconds); still there on disk?
+    const known = this.verifiedLayers.get(id);
+    if (known && (await stat(known.rootfs).then(() => true, () => false))) return { ...known, built: false };
     let pending = this.layers.get(id);
     if (!pending) {
       pending = ensureGuestLayer({
@@ -325,7 +329,9 @@ export class VmHostServer {
         },
         onProgress: (pr) => this.emit({ event: 'image.progress', phase: pr.phase, message: pr.message, fraction: pr.fraction }),
         onLog: (line) => this.log('debug', line),
-      }).finally(() => this.layers.delete(id));
+      })
+        .then((layer) => (this.verifiedLayers.set(id, layer), layer))
+        .finally(() => this.layers.delete(id));
       this.layers.set(id, pending);
     }
     return pending;
