@@ -124,7 +124,7 @@ app.append(notices, newTask, taskList, dividers[0]!, taskView, dividers[1]!, vmB
 // ---- the other regions, small enough to rebuild ---------------------------------------------------
 
 function renderTaskList(): void {
-  taskList.hidden = state.tasks.length === 0;
+  taskList.hidden = state.tasks.length === 0 || editorMode;
   taskList.replaceChildren(
     ...state.tasks.map((t) => {
       const li = el('li', `task-item ${t.id === state.selected ? 'selected' : ''}`);

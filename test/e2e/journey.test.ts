@@ -57,15 +57,36 @@ async function screenshotInBothThemes(name: string): Promise<void> {
   await page.locator('.monaco-workbench.vs-dark').waitFor({ timeout: 20_000 });
 }
 
+/**
+ * Errors code-server's own workbench logs here whatever the extension does, matched narrowly: it
+ * does not ship Microsoft's vsda module (404s), this machine cannot reach the extension gallery,
+ * and Reload Window shuts a web workbench down with these two complaints. Anything else fails the run.
+ */
+const WORKBENCH_NOISE: readonly RegExp[] = [
+  /^Failed to load resource: the server responded with a status of 404 \(Not Found\) \(http:\/\/127\.0\.0\.1:\d+\/[^ ]*\/static\/node_modules\/vsda\/rust\/web\/vsda(_bg\.wasm|\.js)\)$/,
+  /^Failed to load resource: net::ERR_NAME_NOT_RESOLVED \(https:\/\/open-vsx\.org\/vscode\/gallery\/[^ ]*\)$/,
+  /^%c {2}ERR color: #f33 \[lifecycle\] Long running operations during shutdown are unsupported in the web \(id: join\.[A-Za-z]+\)/,
+  /^%c {2}ERR color: #f33 Unable to write file 'vscode-log:[^']*' \(Error: IndexedDB database 'vscode-web-db' is closed\.\)/,
+];
+
 const COWORK = '.activitybar .action-item a[aria-label^="Cowork"]';
 
 /** Hides the side bar with the panel (its webview is destroyed: retainContextWhenHidden is off) and shows it again. */
 async function hideAndShowPanel(): Promise<void> {
+  const sidebar = page.locator('.part.sidebar');
   await page.locator(COWORK).click();
-  await page.locator('iframe.webview.ready').waitFor({ state: 'detached', timeout: 20_000 }).catch(() => page.locator('iframe.webview.ready').waitFor({ state: 'hidden', timeout: 5_000 }));
+  await sidebar.waitFor({ state: 'hidden', timeout: 20_000 }).catch(async (err: unknown) => {
+    await screenshot(page, 'fail-hide-panel');
+    throw new Error('clicking the Cowork activity bar entry did not hide the side bar', { cause: err });
+  });
   await page.locator(COWORK).click();
+  await sidebar.waitFor({ state: 'visible', timeout: 20_000 });
   panel = panelFrame(page);
-  await panel.locator('#prompt').waitFor({ timeout: 60_000 });
+  await panel.locator('#prompt').waitFor({ timeout: 60_000 }).catch(async (err: unknown) => {
+    await screenshot(page, 'fail-show-panel');
+    const frames = await page.locator('iframe.webview').evaluateAll((fs) => fs.map((f) => `${f.className} ${f.getAttribute('src')?.replace(/^.*purpose=/, 'purpose=').slice(0, 40) ?? ''} visible=${(f as HTMLElement).offsetParent !== null}`));
+    throw new Error(`the panel did not come back after hide and show (webview frames: ${frames.join(' | ')})`, { cause: err });
+  });
 }
 
 /** The webview's page loaded again from scratch, the extension host unchanged (Developer: Reload Webviews). */
@@ -150,7 +171,8 @@ describe('the user journey in a real VS Code', { timeout: 1_800_000 }, () => {
     await editor.locator('.msg.assistant', { hasText: 'creme-brulee-deja-vu' }).waitFor({ timeout: 60_000 });
     await editor.locator('details.file-diff[data-path="slugify.py"]').waitFor({ timeout: 30_000 });
     await editor.locator('.blocked-item', { hasText: 'blocked.example' }).first().waitFor({ timeout: 30_000 });
-    assert.equal(await editor.locator('#prompt').isVisible(), false, 'the editor tab is the task, not the task list and prompt');
+    assert.equal(await editor.locator('#prompt').isVisible(), false, 'the editor tab is the task, not the prompt');
+    assert.equal(await editor.locator('ul.tasks').isVisible(), false, 'the editor tab is the task, not the task list');
     // wide: the transcript and the changes side by side
     const t = await editor.locator('.task-main').boundingBox();
     const c = await editor.locator('.task-aside').boundingBox();
@@ -247,7 +269,7 @@ describe('the user journey in a real VS Code', { timeout: 1_800_000 }, () => {
 
   it('marks the changes Accept would refuse before Accept, leaves them out of Accept All, and offers no Allow for addresses never allowed', { timeout: 400_000 }, async () => {
     model.play(
-      say(toolUse('bash', { command: 'echo notes > /workspace/notes.txt; ln -s /etc/passwd /workspace/passwd-link; mkdir -p /workspace/node_modules/pkg && for i in $(seq 1 30); do echo "module.exports = $i" > /workspace/node_modules/pkg/f$i.js; done; curl -sS -m 5 -o /dev/null http://169.254.169.254/latest/meta-data/ || true; curl -sS -m 5 -o /dev/null http://127.0.0.1:8080/ || true' })),
+      say(toolUse('bash', { command: 'echo notes > /workspace/notes.txt; ln -s /etc/passwd /workspace/passwd-link; mkdir -p /workspace/node_modules/pkg && for i in $(seq 1 30); do echo "module.exports = $i" > /workspace/node_modules/pkg/f$i.js; done; curl -sS -m 5 -o /dev/null http://169.254.169.254/latest/meta-data/ || true; curl --noproxy "" -sS -m 5 -o /dev/null http://127.0.0.1:8080/ || true' })),
       say(text('Made a note and a link.')),
     );
     // the up arrow brings back what was sent last (the follow-up); Ctrl+Enter sends
@@ -312,7 +334,13 @@ describe('the user journey in a real VS Code', { timeout: 1_800_000 }, () => {
     await screenshot(page, '08-after-reload');
   });
 
-  it('logged no console errors (no CSP violations) in the workbench or the panel', { timeout: 400_000 }, () => {
-    assert.deepEqual(consoleErrors, [], `console errors:\n${consoleErrors.join('\n')}`);
+  it('logged no console errors (no CSP violations) in the workbench or the panel', { timeout: 400_000 }, async () => {
+    // the panel's console reaches this list (its page is a cross-origin frame two levels down)
+    await panel.locator('#app').evaluate(() => console.error('cowork-console-probe'));
+    const deadline = Date.now() + 10_000;
+    while (!consoleErrors.some((e) => e.includes('cowork-console-probe')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(consoleErrors.some((e) => e.includes('cowork-console-probe')), 'the panel\'s console errors are seen by the test');
+    const errors = consoleErrors.filter((e) => !e.includes('cowork-console-probe') && !WORKBENCH_NOISE.some((n) => n.test(e)));
+    assert.deepEqual(errors, [], `console errors:\n${errors.join('\n')}`);
   });
 });
