@@ -192,7 +192,7 @@ function renderBlocked(task: TaskSummary): void {
   blocked.hidden = state.blocked.length === 0;
   const shown = state.blocked.slice(-10);
   const more = state.blockedTotal - shown.reduce((n, r) => n + r.count, 0);
-  const rows: HTMLElement[] = [el('div', 'muted', `Blocked network requests${more > 0 ? ` (latest ${shown.length}; ${more.toLocaleString()} more in Cowork: Show Network Log)` : ''}:`)];
+  const rows: HTMLElement[] = [el('div', 'muted', `Blocked network requests${more > 0 ? ` (latest ${shown.length}; ${more.toLocaleString()} more in Cowork: Show Egress Log)` : ''}:`)];
   const offered = new Set<string>();
   for (const r of shown) {
     const row = el('div', 'row blocked-item');
