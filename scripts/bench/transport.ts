@@ -88,10 +88,28 @@ function loopbackWithoutBinding(cipher: string): number {
   return Number(v);
 }
 
-async function timed(fn: () => Promise<unknown>): Promise<number> {
+async function timed(fn: () => Promise<unknown>, what = 'a round trip', limitMs = 120_000): Promise<number> {
   const t = performance.now();
-  await fn();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([fn(), new Promise((_r, reject) => (timer = setTimeout(() => reject(new Error(`bench: ${what} took over ${limitMs} ms`)), limitMs)))]).finally(() => clearTimeout(timer));
   return performance.now() - t;
+}
+
+/** The agent's own ping op (no fork in the guest): one JSON line each way. */
+function agentPinger(agent: GuestAgent): () => Promise<void> {
+  const a = agent as unknown as { send(r: { op: 'ping'; id: number }): void; onEvent(ev: AgentEvent): void };
+  const onEvent = a.onEvent.bind(a);
+  let waiting: (() => void) | undefined;
+  a.onEvent = (ev) => {
+    if (ev.ev === 'pong') waiting?.();
+    onEvent(ev);
+  };
+  let id = 1_000_000;
+  return () =>
+    new Promise<void>((resolve) => {
+      waiting = resolve;
+      a.send({ op: 'ping', id: ++id });
+    });
 }
 
 /** A raw exec channel running `cat`: one line out, wait for it to come back. */
@@ -100,7 +118,7 @@ async function sshEcho(conn: SshConnection): Promise<number[]> {
   const rtts: number[] = [];
   let waiting: (() => void) | undefined;
   ch.on('data', () => waiting?.());
-  for (let i = 0; i < N; i++) rtts.push(await timed(() => new Promise<void>((r) => ((waiting = r), ch.write(`${i}\n`)))));
+  for (let i = 0; i < N; i++) rtts.push(await timed(() => new Promise<void>((r) => ((waiting = r), ch.write(`${i}\n`))), 'the SSH echo'));
   ch.end();
   return rtts;
 }
@@ -117,17 +135,18 @@ async function channelThroughput(vm: GuestVm, cipher: string): Promise<{ down: n
     const chunk = Buffer.alloc(256 * 1024, 7);
     const downMs = await timed(async () => {
       const ch = await conn.exec('cat > /dev/null');
+      ch.resume(); // the channel closes only once its (empty) output has been read
       const closed = new Promise<void>((r) => ch.on('close', () => r()));
       for (let left = VOLUME; left > 0; left -= chunk.length) if (!ch.write(chunk)) await new Promise((r) => ch.once('drain', r));
       ch.end();
       await closed;
-    });
+    }, `${VOLUME} bytes host → guest`, 600_000);
     let got = 0;
     const upMs = await timed(async () => {
       const ch = await conn.exec(`head -c ${VOLUME} /dev/zero`);
       ch.on('data', (c: Buffer) => (got += c.length));
       await new Promise<void>((r) => ch.on('close', () => r()));
-    });
+    }, `${VOLUME} bytes guest → host`, 600_000);
     if (got !== VOLUME) throw new Error(`guest → host: ${got} of ${VOLUME} bytes`);
     return { down: VOLUME / MIB / (downMs / 1000), up: VOLUME / MIB / (upMs / 1000), negotiated: conn.negotiated?.cs.cipher ?? '?' };
   } finally {
@@ -173,25 +192,34 @@ async function main(): Promise<void> {
     const n = vm.connection.negotiated;
     rows.push({ what: 'negotiated', value: n ? `${n.cs.cipher}, ${n.kex}, ${n.serverHostKey}` : '?' });
     await vm.exec(['/bin/true']);
-    const agent = (vm as unknown as { agent: GuestAgent }).agent;
+    const ping = agentPinger((vm as unknown as { agent: GuestAgent }).agent);
     const echo = await sshEcho(vm.connection);
-    const ping: number[] = [];
+    const pings: number[] = [];
     const exec: number[] = [];
     for (let i = 0; i < N; i++) {
-      ping.push(await timed(() => agent.ping()));
-      exec.push(await timed(() => vm.exec(['/bin/true'])));
+      pings.push(await timed(ping, 'the agent ping'));
+      exec.push(await timed(() => vm.exec(['/bin/true']), 'a bare exec'));
     }
     const loop = await vm.sh(`s=$(date +%s%N); for i in $(seq ${N * 3}); do /bin/true; done; e=$(date +%s%N); echo $(( (e - s) / 1000 ))`);
     const guestTrue = Number(loop.stdout.toString().trim()) / 1000 / (N * 3);
     const parts: [string, string, number, string][] = [
       ['transport.sshecho.rtt.ms', 'SSH channel round trip (cat)', median(echo), 'TCP + QEMU user net + cipher, both ways'],
-      ['transport.agentping.rtt.ms', 'agent ping round trip', median(ping), `+ ${fmtMs(median(ping) - median(echo))} for the Python agent's JSON lines`],
-      ['transport.exec.true.ms', 'bare /bin/true through the agent', median(exec), `+ ${fmtMs(median(exec) - median(ping))} for fork/exec/wait and its events`],
+      ['transport.agentping.rtt.ms', 'agent ping round trip', median(pings), `+ ${fmtMs(median(pings) - median(echo))} for the Python agent's JSON lines`],
+      ['transport.exec.true.ms', 'bare /bin/true through the agent', median(exec), `+ ${fmtMs(median(exec) - median(pings))} for fork/exec/wait and its events`],
       ['transport.guest.true.ms', '/bin/true in a loop inside the guest', guestTrue, 'the fork/exec alone under this emulation'],
     ];
     for (const [id, what, v, note] of parts) {
       figure(id, v, 'ms', what);
       rows.push({ what: `${what} (median of ${N})`, value: fmtMs(v), note });
+    }
+    // the guest's own cipher speed (OpenSSL, as sshd uses it), under this accelerator
+    for (const [c, evp] of [['aes128-gcm@openssh.com', 'aes-128-gcm'], ['chacha20-poly1305@openssh.com', 'chacha20-poly1305']] as const) {
+      const r = await vm.exec(['openssl', 'speed', '-seconds', '1', '-bytes', '32768', '-evp', evp], { timeoutMs: 60_000 }).catch(() => undefined);
+      const m = new RegExp(`^${evp}\\s+([\\d.]+)k`, 'im').exec(r?.stdout.toString() ?? '');
+      if (!m) continue;
+      const v = (Number(m[1]) * 1000) / MIB;
+      figure(`transport.guest.openssl.${idOf(c)}.mibps`, v, 'MiB/s', `${evp} in the guest's OpenSSL (32 KiB blocks)`);
+      rows.push({ what: `guest OpenSSL ${evp}, 32 KiB blocks`, value: `${v.toFixed(1)} MiB/s` });
     }
     for (const c of CIPHERS) {
       const t = await channelThroughput(vm, c);

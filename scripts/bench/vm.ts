@@ -114,24 +114,26 @@ async function main(): Promise<void> {
       figure('transport.loop100.guest.ms', guestTotal, 'ms', `${N}× /bin/true in a loop inside the guest`);
       figure('transport.loop.ratio', hostTotal / guestTotal, 'x', `${N} bare commands through the agent vs the same loop in the guest`, 1.2);
 
-      const readTree = async (dir: string): Promise<number> => {
-        const r = await vm.sh(`sync; echo 3 > /proc/sys/vm/drop_caches; s=$(date +%s%N); find ${dir} -type f -print0 | xargs -0 cat | wc -c >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 ))`);
-        return Number(r.stdout.toString().trim()) / 1000;
-      };
-      await vm.sh('cp -r /workspace/tree /tmp/tree');
-      const share = await readTree('/workspace/tree');
-      const tmpfs = await readTree('/tmp/tree');
-      rows.push({ what: '5,000 files via /workspace (9p)', value: fmtMs(share) });
-      rows.push({ what: '5,000 files from guest tmpfs', value: fmtMs(tmpfs) });
-      rows.push({ what: 'ratio share / tmpfs', value: `${(share / tmpfs).toFixed(1)}×`, note: 'goal ≤ 3×' });
-      figure('share.5000files.ms', share, 'ms', 'read 5,000 small files via /workspace');
-      figure('share.tmpfs.5000files.ms', tmpfs, 'ms', 'read the same 5,000 files from guest tmpfs');
-      figure('share.5000files.ratio', share / tmpfs, 'x', '5,000 files via the workspace share vs guest tmpfs', 3);
-      await vm.sh('cat /workspace/tree/d0/f0.txt > /dev/null');
-      await writeFile(path.join(tree, 'd0', 'f0.txt'), 'changed on the host\n');
-      const fresh = (await vm.sh('cat /workspace/tree/d0/f0.txt')).stdout.toString() === 'changed on the host\n';
-      rows.push({ what: 'host edit visible in the guest at once', value: fresh ? 'yes' : 'NO (stale)' });
-      figure('share.fresh.bool', fresh ? 1 : 0, 'bool', 'a host edit is visible in the guest at once', 1, 'min');
+      if (wants('share.')) {
+        const readTree = async (dir: string): Promise<number> => {
+          const r = await vm.sh(`sync; echo 3 > /proc/sys/vm/drop_caches; s=$(date +%s%N); find ${dir} -type f -print0 | xargs -0 cat | wc -c >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 ))`);
+          return Number(r.stdout.toString().trim()) / 1000;
+        };
+        await vm.sh('cp -r /workspace/tree /tmp/tree');
+        const share = await readTree('/workspace/tree');
+        const tmpfs = await readTree('/tmp/tree');
+        rows.push({ what: '5,000 files via /workspace (9p)', value: fmtMs(share) });
+        rows.push({ what: '5,000 files from guest tmpfs', value: fmtMs(tmpfs) });
+        rows.push({ what: 'ratio share / tmpfs', value: `${(share / tmpfs).toFixed(1)}×`, note: 'goal ≤ 3×' });
+        figure('share.5000files.ms', share, 'ms', 'read 5,000 small files via /workspace');
+        figure('share.tmpfs.5000files.ms', tmpfs, 'ms', 'read the same 5,000 files from guest tmpfs');
+        figure('share.5000files.ratio', share / tmpfs, 'x', '5,000 files via the workspace share vs guest tmpfs', 3);
+        await vm.sh('cat /workspace/tree/d0/f0.txt > /dev/null');
+        await writeFile(path.join(tree, 'd0', 'f0.txt'), 'changed on the host\n');
+        const fresh = (await vm.sh('cat /workspace/tree/d0/f0.txt')).stdout.toString() === 'changed on the host\n';
+        rows.push({ what: 'host edit visible in the guest at once', value: fresh ? 'yes' : 'NO (stale)' });
+        figure('share.fresh.bool', fresh ? 1 : 0, 'bool', 'a host edit is visible in the guest at once', 1, 'min');
+      }
 
       await new Promise((r) => setTimeout(r, 3000));
       const { vms } = await client.request('vm.list', {});
