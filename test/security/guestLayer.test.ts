@@ -82,6 +82,12 @@ describe('a guest layer cannot weaken the guest', { timeout: 120_000 }, () => {
       assert.notEqual(r.code, 0, 'the layer is refused');
       assert.match(r.stderr, /setuid\/setgid files outside the allow-list: \/bin\/rootsh/);
     });
+    await attempt('guest-layer', 'setup script replaces an allowed setuid file with a shell', async () => {
+      const root = await makeRoot('setuid-swap');
+      const r = await runHook(root, 'cp /bin/sh /usr/bin/su && chmod 4755 /usr/bin/su\n');
+      assert.notEqual(r.code, 0, 'the layer is refused');
+      assert.match(r.stderr, /changed files the sandbox relies on/);
+    });
     await attempt('guest-layer', 'setup script leaves a setgid file', async () => {
       const root = await makeRoot('setgid');
       const r = await runHook(root, 'touch /usr/bin/grp && chmod 2755 /usr/bin/grp\n');

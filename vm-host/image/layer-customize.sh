@@ -2,7 +2,8 @@
 # mmdebstrap customize hook of a derived layer (vm-host/image/guestLayer.ts): the chroot at $1 holds
 # the base image's root (unpacked by the setup hook). Installs the layer's Debian packages, runs
 # its setup script once as root, trims what the base trims, then refuses the layer when it would
-# weaken the guest: a setuid/setgid file outside the base recipe's allow-list, or a changed file
+# weaken the guest: a setuid/setgid file the base does not hold and the recipe's allow-list does
+# not name, or a changed file
 # the sandbox and the guest agent rely on (bwrap, sshd and its config, the seccomp filter, the
 # Cowork payload's directory, tini, the dynamic loader's preload list).
 set -eu
@@ -23,6 +24,11 @@ fingerprint() {
     fi
   done
 }
+# The base's own setuid/setgid files (the base build checked them against the same allow-list):
+# the layer may keep those unchanged (they join the fingerprinted files), and add none.
+setuid_files() { find "$root" -xdev -type f \( -perm -4000 -o -perm -2000 \) -printf '/%P\n' | sort; }
+setuid_files > "$root/tmp/cowork-setuid.before"
+critical="$critical $(tr '\n' ' ' < "$root/tmp/cowork-setuid.before")"
 fingerprint > "$root/tmp/cowork-critical.before"
 
 if [ -n "$packages" ]; then
@@ -53,7 +59,9 @@ if ! cmp -s "$root/tmp/cowork-critical.before" "$root/tmp/cowork-critical.after"
   exit 1
 fi
 rm -f "$root/tmp/cowork-critical.before" "$root/tmp/cowork-critical.after"
-bad=$(find "$root" -xdev -type f \( -perm -4000 -o -perm -2000 \) -printf '/%P\n' | sort | grep -vxF -f "$allow" || true)
+cat "$allow" "$root/tmp/cowork-setuid.before" > "$root/tmp/cowork-setuid.allowed"
+bad=$(setuid_files | grep -vxF -f "$root/tmp/cowork-setuid.allowed" || true)
+rm -f "$root/tmp/cowork-setuid.before" "$root/tmp/cowork-setuid.allowed"
 if [ -n "$bad" ]; then
   echo "E: cowork: the layer holds setuid/setgid files outside the allow-list: $(echo "$bad" | tr '\n' ' ')" >&2
   exit 1
