@@ -46,6 +46,9 @@ export function sandboxEnv(spec: SandboxSpec): Record<string, string> {
     // Python's bytecode caches go to the private tmp, not into /workspace: otherwise every script
     // the agent runs leaves __pycache__/*.pyc in the change set for the person to review.
     PYTHONPYCACHEPREFIX: '/tmp/pycache',
+    // the workspace's package caches (cowork-init mounts /cache: its cache disk, or the session disk)
+    npm_config_cache: '/cache/npm',
+    PIP_CACHE_DIR: '/cache/pip',
     HTTP_PROXY: PROXY_HTTP,
     HTTPS_PROXY: PROXY_HTTP,
     http_proxy: PROXY_HTTP,
@@ -84,6 +87,7 @@ export function sandboxArgv(spec: SandboxSpec, command: readonly string[], cwd =
     '--dir', '/var',
     '--symlink', '../tmp', '/var/tmp',
     '--bind', '/workspace', '/workspace',
+    '--bind', '/cache', '/cache',
     '--remount-ro', '/',
     '--chdir', cwd,
     '--clearenv',

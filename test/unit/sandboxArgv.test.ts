@@ -15,7 +15,7 @@ describe('sandbox argv', () => {
   });
 
   it('makes only /workspace, tmp and the egress sockets writable, and the root read-only', () => {
-    assert.deepEqual(pairs('--bind'), [['/run/cowork/egress', '/run/cowork/egress'], ['/session/tmp', '/tmp'], ['/workspace', '/workspace']]);
+    assert.deepEqual(pairs('--bind'), [['/run/cowork/egress', '/run/cowork/egress'], ['/session/tmp', '/tmp'], ['/workspace', '/workspace'], ['/cache', '/cache']]);
     assert.deepEqual(pairs('--ro-bind'), [['/usr', '/usr'], ['/etc', '/etc']]);
     assert.ok(argv.includes('--remount-ro'));
     assert.ok(!argv.some((a) => a.startsWith('/mnt/host') || a === '/root' || a === '/session/upper'), 'no host share, root home or overlay internals');
