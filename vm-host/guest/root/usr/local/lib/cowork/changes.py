@@ -311,10 +311,37 @@ def is_dir_following(dir_fd, name):
         return False
 
 
+def make_durable(path):
+    """Writes the file system under path to its disk (syncfs), or says why it could not.
+
+    The change set is what the person reviews and what the host remembers (the last scan): a
+    change it lists must survive the VM being killed a moment later. Without this, a file the
+    agent wrote a few seconds before QEMU was killed could be listed with its content (read from
+    the guest's page cache) and still be empty or missing on the disk after the restart (ext4's
+    delayed allocation: the 1 s writeback and commit set by cowork-init need guest CPU time, which
+    a loaded emulated host may not give them before the kill)."""
+    import ctypes
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        return e.strerror or str(e)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syncfs(fd) != 0:
+            return os.strerror(ctypes.get_errno())
+    finally:
+        os.close(fd)
+    return None
+
+
 def scan_and_save(**kw):
-    """scan(), then keep only the hashes this scan used (as the cache for the next one)."""
+    """scan(), then keep only the hashes this scan used (as the cache for the next one). Everything
+    the scan listed is on the session disk before the result is returned (make_durable)."""
     global _cache
     result = scan(**kw)
+    problem = make_durable(kw.get("upper", UPPER))
+    if problem:
+        result["errors"].append({"path": b64(b""), "message": "cannot write the changes to the session disk: %s" % problem})
     _cache = dict(_used)
     try:
         save_cache()
