@@ -2,9 +2,11 @@
 // destroyed on the host side) and QEMU killed with SIGKILL mid-command. A real TaskManager and
 // Task (the extension's session layer), the real helper, QEMU, sshd and guest agent; the model is
 // the scripted Messages API. For each: no orphan process, the change set before and after
-// compared by hash, a clear message, the task usable afterwards.
+// compared by hash, a clear message, the task usable afterwards. On a failure the guest's serial
+// console and the helper's log of this file are kept in .test-work/fault-logs/.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import * as path from 'node:path';
@@ -16,10 +18,30 @@ import { TaskManager } from '../../extension/session/taskManager';
 import { VmHelper } from '../../extension/session/vmHelper';
 import { fault } from '../support/faults';
 import { say, ScriptedModel, text, toolUse } from '../support/scriptedModel';
-import { HELPER, tempDir, testAccelerator } from '../vm/harness';
+import { HELPER, ROOT, tempDir, testAccelerator } from '../vm/harness';
 
 const API_KEY = 'sk-ant-api03-fault-test-key-0123456789';
-const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+/** Everything the helper and the session layer logged (the guest's console lines among them). */
+const logLines: string[] = [];
+const keep = (level: string) => (message: string): void => {
+  logLines.push(`${new Date().toISOString()} [${level}] ${message}`);
+  if (process.env.COWORK_TEST_VERBOSE && level !== 'trace') console.error(message);
+};
+const log = { trace: keep('trace'), debug: keep('debug'), info: keep('info'), warn: keep('warn'), error: keep('error') };
+
+/** Runs a fault's check; on failure the log so far is kept as .test-work/fault-logs/taskVm-<name>-<time>.log. */
+async function keepingLogs(name: string, check: () => Promise<void>): Promise<void> {
+  try {
+    await check();
+  } catch (err) {
+    const dir = path.join(ROOT, '.test-work', 'fault-logs');
+    mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `taskVm-${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
+    appendFileSync(file, `${logLines.join('\n')}\n\nFAILED: ${err instanceof Error ? err.stack : String(err)}\n`);
+    console.error(`the helper's log and the guest console are kept in ${file}`);
+    throw err;
+  }
+}
 let root: Awaited<ReturnType<typeof tempDir>>;
 let model: ScriptedModel;
 let helper: VmHelper;
@@ -76,9 +98,9 @@ before(
     await writeFile(path.join(ws, 'README.md'), '# project\n');
     model = new ScriptedModel();
     const baseURL = await model.start();
-    helper = new VmHelper({ helperPath: HELPER, log: process.env.COWORK_TEST_VERBOSE ? { ...quiet, warn: console.error, info: console.error } : quiet });
+    helper = new VmHelper({ helperPath: HELPER, log });
     const settings = SettingsSchema.parse({ apiBaseUrl: baseURL, 'vm.accelerator': testAccelerator(), 'vm.cpus': 2, 'vm.memoryMiB': 1024, 'vm.diskGiB': 4, 'vm.idleStopMinutes': 0 });
-    manager = await TaskManager.load({ helper, workspace: ws, storageDir: path.join(root.dir, 'storage'), log: quiet, apiKey: () => Promise.resolve(API_KEY), settings: () => settings });
+    manager = await TaskManager.load({ helper, workspace: ws, storageDir: path.join(root.dir, 'storage'), log, apiKey: () => Promise.resolve(API_KEY), settings: () => settings });
     model.play(say(toolUse('bash', { command: 'printf "first change\\n" > one.txt && echo ok' })), say(text('Wrote one.txt.')));
     const created = await manager.create('write one.txt');
     task = created.task;
@@ -103,7 +125,7 @@ after(
 
 describe('task faults with a real guest', { timeout: 900_000 }, () => {
   it('the SSH connection dropped mid-command: restored, the model told, the command gone, nothing lost', { timeout: 240_000 }, async () => {
-    await fault('task', 'ssh connection dropped mid-stream', async () => {
+    await fault('task', 'ssh connection dropped mid-stream', () => keepingLogs('ssh-dropped', async () => {
       const before = await changeHashes();
       assert.match(before, /b25lLnR4dA==/, 'one.txt is in the change set');
       const qemu = qemuPid();
@@ -123,12 +145,14 @@ describe('task faults with a real guest', { timeout: 900_000 }, () => {
       assert.equal(qemuPid(), qemu, 'the same VM (only the connection was replaced)');
       assert.equal(await changeHashes(), before, 'the change set is unchanged (and never.txt was not written)');
       assert.equal(task.state, 'idle');
-    });
+    }));
   });
 
   it('QEMU killed (SIGKILL) mid-command: "VM stopped unexpectedly", restart on the same disk, the agent told, nothing lost', { timeout: 400_000 }, async () => {
-    await fault('task', 'qemu killed mid-command', async () => {
-      model.play(say(toolUse('bash', { command: 'printf "second\\n" > two.txt && sync && echo killing-soon && sleep 60' })));
+    await fault('task', 'qemu killed mid-command', () => keepingLogs('qemu-killed', async () => {
+      // no sync: the change set's scan (changeHashes) is what makes a listed change durable, and
+      // QEMU is killed right after it, well within the guest's writeback delay
+      model.play(say(toolUse('bash', { command: 'printf "second\\n" > two.txt && echo killing-soon && sleep 60' })));
       const seen = outputSeen('killing-soon');
       const done = manager.send(task, 'write two.txt and wait');
       await seen;
@@ -167,6 +191,6 @@ describe('task faults with a real guest', { timeout: 900_000 }, () => {
       const said = JSON.stringify(last.content);
       assert.ok(said.includes(RESTART_NOTE.slice(0, 60)), `the agent is told the VM restarted: ${said.slice(0, 300)}`);
       assert.notEqual(qemuPid(), qemu, 'exactly one QEMU, the new one: the killed one left nothing behind');
-    });
+    }));
   });
 });
