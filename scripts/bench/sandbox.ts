@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   const tlsPort = tlsServer ? (tlsServer.address() as net.AddressInfo).port : 0;
   const proxy = new EgressProxy({
     task: 'bench',
-    policy: new EgressPolicy({ allowed: ['big.test', `big.test:${port}`, `big.test:${tlsPort}`, `127.0.0.1:${port}`], denied: [] }),
+    policy: new EgressPolicy({ allowed: ['big.test', `big.test:${port}`, `big.test:${tlsPort}`, `127.0.0.1:${port}`, `127.0.0.1:${tlsPort}`], denied: [] }),
     audit: new MemoryAudit(),
     resolver: () => Promise.resolve(['127.0.0.1']),
   });
@@ -162,14 +162,14 @@ async function main(): Promise<void> {
     }
     await vm.stop();
   } finally {
+    if (rows.length) printTable(`Sandbox and egress (${new Date().toISOString()})`, rows);
+    saveFigures();
     await client.dispose();
     await proxy.close();
     server.close();
     tlsServer?.close();
     await rm(tmp, { recursive: true, force: true });
   }
-  printTable(`Sandbox and egress (${new Date().toISOString()})`, rows);
-  saveFigures();
 }
 
 main().catch((err: unknown) => {
