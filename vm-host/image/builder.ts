@@ -20,6 +20,7 @@ import { IMAGE_BUILD_TOOLS, requireTools } from '../hostTools';
 import { extractVmlinux } from './kernel';
 import { resolveModules } from './modules';
 import { loadRecipe, type GuestArch, type RecipeSources, type ResolvedRecipe } from './recipe';
+import { checkSetidFiles } from './setuid';
 
 export interface ImageProgress {
   readonly phase: 'check' | 'packages' | 'kernel' | 'pack' | 'initramfs' | 'verify' | 'done';
@@ -302,6 +303,8 @@ async function buildBase(r: ResolvedRecipe, finalDir: string, opts: EnsureImageO
       opts.onProcessGroup,
     );
     await rm(work, { recursive: true, force: true });
+    const setid = await checkSetidFiles(rootfsTmp, r.recipe.setuidAllowList);
+    log(`[image] setuid/setgid files: ${setid.length}, all in the recipe's allow-list`);
 
     progress({ phase: 'kernel', message: 'Preparing the kernel and its modules', fraction: 0.9 });
     const kernelVersion = (await readFile(path.join(out, 'kernel', 'version'), 'utf8')).trim();

@@ -34,6 +34,33 @@ chroot "$root" python3 -I /tmp/cowork-seccomp-filter.py /usr/local/lib/cowork/se
 rm -f "$root/tmp/cowork-seccomp-filter.py"
 [ -s "$root/usr/local/lib/cowork/seccomp.bpf" ] || { echo "E: empty seccomp filter" >&2; exit 1; }
 
+echo "I: cowork: configuring the toolbox"
+# git for the sandbox's per-task user (its HOME is a fresh /tmp/home, so the defaults live here):
+# an identity for commits, /workspace trusted whoever owns it (the host user's uid on the share),
+# no credential helper (no secret is ever stored in the guest), ssh through the egress proxy.
+cat > "$root/etc/gitconfig" <<'GITCONFIG'
+[user]
+	name = Cowork agent
+	email = agent@cowork.invalid
+[safe]
+	directory = /workspace
+[credential]
+	helper =
+[init]
+	defaultBranch = main
+[advice]
+	detachedHead = false
+[core]
+	sshCommand = ssh -o ProxyCommand='socat - PROXY:127.0.0.1:%h:%p,proxyport=3128'
+GITCONFIG
+# npm and pip: nothing to nag about over the proxy; their caches stay under HOME (/tmp/home/.npm,
+# /tmp/home/.cache/pip) unless npm_config_cache / PIP_CACHE_DIR point elsewhere.
+printf 'fund=false\nupdate-notifier=false\n' > "$root/etc/npmrc"
+printf '[global]\ndisable-pip-version-check = true\n' > "$root/etc/pip.conf"
+# Debian names fd-find's command fdfind; agents call it fd.
+[ -x "$root/usr/bin/fdfind" ] || { echo "E: fd-find is missing /usr/bin/fdfind" >&2; exit 1; }
+ln -sf /usr/bin/fdfind "$root/usr/local/bin/fd"
+
 echo "I: cowork: trimming the root filesystem"
 rm -f "$root"/etc/ssh/ssh_host_* "$root/etc/machine-id" "$root/var/lib/dbus/machine-id"
 : > "$root/etc/machine-id"

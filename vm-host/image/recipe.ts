@@ -18,6 +18,13 @@ const RecipeSchema = z.object({
   mirror: z.string().url(),
   architectures: z.record(z.string(), z.object({ kernelPackage: z.string(), qemuBinary: z.string() })),
   packages: z.array(z.string().min(1)).min(1),
+  /** package → why it is in the image (not part of the cache key) */
+  why: z.record(z.string(), z.string().min(1)).default({}),
+  /** absolute path → why: the only setuid/setgid files the image may hold ('$…' keys are comments) */
+  setuidAllowList: z
+    .record(z.string(), z.string())
+    .default({})
+    .transform((m) => Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith('$')))),
   initramfsModules: z.array(z.string().min(1)),
 });
 export type Recipe = z.infer<typeof RecipeSchema>;
@@ -53,7 +60,7 @@ export async function loadRecipe(sources: RecipeSources, arch: GuestArch): Promi
   if (!archInfo) throw new VmHostError('bad-config', `The guest image recipe has no entry for architecture ${arch}.`);
 
   const base = createHash('sha256');
-  base.update(JSON.stringify({ v: BUILDER_VERSION, arch, suite: recipe.suite, mirror: recipe.mirror, packages: recipe.packages, kernel: archInfo.kernelPackage }));
+  base.update(JSON.stringify({ v: BUILDER_VERSION, arch, suite: recipe.suite, mirror: recipe.mirror, packages: recipe.packages, kernel: archInfo.kernelPackage, setuidAllowList: Object.keys(recipe.setuidAllowList).sort() }));
   base.update(await readFile(path.join(sources.imageDir, 'customize.sh')));
   base.update(await readFile(path.join(sources.imageDir, 'seccomp-filter.py')));
   const baseKey = base.digest('hex').slice(0, 16);
