@@ -331,9 +331,15 @@ export class EgressProxy extends EventEmitter<{ decision: [EgressRecord] }> {
     const t: Tunnel = { ...dest, t0: Date.now(), up: 0, down: 0, done: false };
     const { via, host, port } = t;
     const method = via === 'connect' ? 'CONNECT' : undefined;
+    let piped = false;
     const end = (outcome: string): void => {
       if (t.done) return;
       t.done = true;
+      // a piped (TLS) tunnel is counted by the upstream socket itself: no JavaScript per chunk
+      if (piped) {
+        t.up = upstream.bytesWritten;
+        t.down = upstream.bytesRead;
+      }
       client.destroy();
       upstream.destroy();
       this.record({ via, host, port, method, allowed: true, rule: t.rule, address: t.address, bytesUp: t.up, bytesDown: t.down, durationMs: Date.now() - t.t0, outcome: t.outcome ?? outcome });
@@ -386,9 +392,7 @@ export class EgressProxy extends EventEmitter<{ decision: [EgressRecord] }> {
           if (r.sni === undefined && net.isIP(host) === 0) return refuse('host-mismatch', `the TLS ClientHello names no server (no SNI), and the tunnel is to ${host}`);
           if (r.sni !== undefined && r.sni !== host) return refuse('host-mismatch', `TLS SNI "${r.sni}" does not match the tunnel's host ${host}`);
           stopInspecting();
-          client.on('data', (c: Buffer) => (t.up += c.length));
-          upstream.on('data', (c: Buffer) => (t.down += c.length));
-          t.up += first.length;
+          piped = true;
           upstream.write(first);
           client.pipe(upstream);
           upstream.pipe(client);
