@@ -28,7 +28,7 @@ if (args.includes('--table')) {
   console.log('| id | figure | value | goal | measured |');
   console.log('|---|---|---|---|---|');
   for (const [id, f] of Object.entries(all)) {
-    const goal = f.goal === null ? '' : `${f.goalIs === 'min' ? '≥' : '≤'} ${fmt(f.goal, f.unit)}`;
+    const goal = f.goal === null ? '' : f.unit === 'bool' ? fmt(f.goal, f.unit) : `${f.goalIs === 'min' ? '≥' : '≤'} ${fmt(f.goal, f.unit)}`;
     console.log(`| \`${id}\` | ${f.what} | ${fmt(f.value, f.unit)}${met(f)} | ${goal} | ${f.date.slice(0, 10)}, ${f.accelerator}, ${f.commit} |`);
   }
   process.exit(0);
