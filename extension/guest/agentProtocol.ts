@@ -35,6 +35,26 @@ export interface AgentRun {
   /** files the agent opens read-only in the child at these descriptor numbers */
   readonly fds?: Readonly<Record<string, string>>;
   readonly cgroup?: CgroupLimits;
+  /**
+   * Run in the task's sandbox (started with its argv on the first command, or again after it died):
+   * argv, cwd and env are then the command's inside it, and user/fds are not used.
+   */
+  readonly sandbox?: SandboxRef;
+}
+
+/** The task's one sandbox: bwrap running sandbox-exec, which starts each command (sandbox.ts). */
+export interface SandboxRef {
+  /** names the sandbox (and its cgroup, sb-<key>) in the agent: letters, digits, '-' */
+  readonly key: string;
+  /** bwrap's argv, ending in sandbox-exec and the control descriptor's number */
+  readonly argv: readonly string[];
+  readonly user: { readonly uid: number; readonly gid: number };
+  /** files the agent opens read-only for bwrap at these descriptor numbers (the seccomp filter) */
+  readonly fds: Readonly<Record<string, string>>;
+  /** the descriptor number of the socket to the executor inside */
+  readonly controlFd: number;
+  /** pids.max of the whole sandbox (commands and what they left running) */
+  readonly pidsMax?: number;
 }
 
 export interface CgroupLimits {
@@ -58,4 +78,6 @@ export type AgentRequest =
   | AgentRun
   | { readonly op: 'kill'; readonly id: number; readonly signal: string }
   | { readonly op: 'ping'; readonly id: number }
+  /** kills the task's sandbox with everything in it; answered with exit 0 */
+  | { readonly op: 'sandbox-stop'; readonly id: number; readonly key: string }
   | (EngineRequest & { readonly id: number });

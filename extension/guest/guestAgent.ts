@@ -4,7 +4,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel } from 'ssh2';
 import { z } from 'zod';
-import { AgentEvent, type AgentRequest, type CgroupLimits, type EngineRequest } from './agentProtocol';
+import { AgentEvent, type AgentRequest, type CgroupLimits, type EngineRequest, type SandboxRef } from './agentProtocol';
 import { GuestError } from './errors';
 import type { SshConnection } from './sshConnection';
 
@@ -42,6 +42,8 @@ export interface ExecOptions {
   readonly user?: { readonly uid: number; readonly gid: number };
   readonly fds?: Readonly<Record<string, string>>;
   readonly cgroup?: CgroupLimits;
+  /** run inside the task's sandbox (sandbox.ts): argv, cwd and env are the command's inside it */
+  readonly sandbox?: SandboxRef;
 }
 
 export interface ExecResult {
@@ -180,7 +182,8 @@ export class GuestAgent {
       const stdin = opts.stdin === undefined ? undefined : Buffer.from(opts.stdin).toString('base64');
       const raw = argv.some((a) => Buffer.isBuffer(a));
       const args = raw ? { argvB64: argv.map((a) => Buffer.from(a).toString('base64')) } : { argv: argv as string[] };
-      this.send({ op: 'run', id, ...args, cwd: opts.cwd, env: opts.user ? { ...opts.env } : { ...DEFAULT_ENV, ...opts.env }, timeoutMs: opts.timeoutMs, stdin, user: opts.user, fds: opts.fds, cgroup: opts.cgroup });
+      const env = opts.sandbox || opts.user ? { ...opts.env } : { ...DEFAULT_ENV, ...opts.env };
+      this.send({ op: 'run', id, ...args, cwd: opts.cwd, env, timeoutMs: opts.timeoutMs, stdin, user: opts.user, fds: opts.fds, cgroup: opts.cgroup, sandbox: opts.sandbox });
     });
   }
 
@@ -215,7 +218,7 @@ export class GuestAgent {
   }
 
   /** An op the agent runs itself (in a thread), answered like a command: out, then exit. */
-  private engineOp(req: EngineRequest, opts: { timeoutMs: number; maxOutputBytes: number }): Promise<ExecResult> {
+  private engineOp(req: EngineRequest | { readonly op: 'sandbox-stop'; readonly key: string }, opts: { timeoutMs: number; maxOutputBytes: number }): Promise<ExecResult> {
     if (this.closedError) return Promise.reject(this.closedError);
     const id = this.nextId++;
     return new Promise<ExecResult>((resolve, reject) => {
@@ -230,6 +233,15 @@ export class GuestAgent {
       this.pending.set(id, { stdout: [], stderr: [], kept: { stdout: 0, stderr: 0 }, dropped: { stdout: 0, stderr: 0 }, aborted: false, opts, resolve: done(resolve), reject: done(reject) });
       this.send({ ...req, id });
     });
+  }
+
+  /**
+   * Kills the task's sandbox (sandbox.ts) with everything still running in it, background
+   * processes included; its next command starts a new one.
+   */
+  async stopSandbox(key: string, timeoutMs = 30_000): Promise<void> {
+    if (this.closedError) return; // the channel is gone, and the sandbox with it
+    await this.engineOp({ op: 'sandbox-stop', key }, { timeoutMs, maxOutputBytes: 0 });
   }
 
   /** bash -c script, the common case. */

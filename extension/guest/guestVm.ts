@@ -77,6 +77,11 @@ export class GuestVm {
     return this.agent.discardUpper(...args);
   }
 
+  /** Kills the task's sandbox and everything in it (GuestAgent.stopSandbox). */
+  stopSandbox(key: string): Promise<void> {
+    return this.agent.stopSandbox(key);
+  }
+
   sh(script: string, opts?: ExecOptions): Promise<ExecResult> {
     return this.agent.sh(script, opts);
   }

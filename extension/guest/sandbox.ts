@@ -3,13 +3,16 @@
 // a private tmp writable, the seccomp filter built into the image, and cgroup limits. There is no
 // other way for the model to run a command, and nothing here can be switched off by the model.
 import { posix } from 'node:path';
-import type { CgroupLimits } from './agentProtocol';
+import type { CgroupLimits, SandboxRef } from './agentProtocol';
 import type { ExecOptions, ExecResult } from './guestAgent';
 import type { GuestVm } from './guestVm';
 
 export const SECCOMP_FILTER = '/usr/local/lib/cowork/seccomp.bpf';
 export const SANDBOX_ENTRY = '/usr/local/lib/cowork/sandbox-entry';
 export const SECCOMP_FD = 10;
+/** The task's executor inside its sandbox (pid 1 there), and its socket to the guest agent. */
+export const SANDBOX_EXEC = '/usr/local/lib/cowork/sandbox-exec';
+export const CONTROL_FD = 11;
 export const PROXY_HTTP = 'http://127.0.0.1:3128';
 export const PROXY_SOCKS = 'socks5h://127.0.0.1:1080';
 
@@ -32,6 +35,8 @@ export const SANDBOX_LIMITS = {
   /** share of the guest's CPUs, so sshd and the agent always keep some */
   cpuFraction: 0.9,
   pidsMax: 1024,
+  /** the whole task sandbox: its commands and the background processes they left running */
+  sandboxPidsMax: 4096,
 } as const;
 
 export function sandboxEnv(spec: SandboxSpec): Record<string, string> {
@@ -63,8 +68,22 @@ export function sandboxEnv(spec: SandboxSpec): Record<string, string> {
 
 /** bwrap argv for one command (pure: tested without a VM). */
 export function sandboxArgv(spec: SandboxSpec, command: readonly string[], cwd = '/workspace'): string[] {
+  return bwrapArgv(spec, [SANDBOX_ENTRY, ...command], cwd, []);
+}
+
+/**
+ * bwrap argv of the task's one sandbox (pure): the same walls as sandboxArgv, with sandbox-exec as
+ * its pid 1 (--as-pid-1: nothing inside can signal it), which starts each command handed to it
+ * over the socket at CONTROL_FD, each in its own session and cgroup.
+ */
+export function taskSandboxArgv(spec: SandboxSpec): string[] {
+  return bwrapArgv(spec, [SANDBOX_EXEC, String(CONTROL_FD)], '/workspace', ['--as-pid-1']);
+}
+
+function bwrapArgv(spec: SandboxSpec, command: readonly string[], cwd: string, extra: readonly string[]): string[] {
   const argv = [
     'bwrap',
+    ...extra,
     '--unshare-all',
     '--unshare-user',
     '--disable-userns',
@@ -93,7 +112,7 @@ export function sandboxArgv(spec: SandboxSpec, command: readonly string[], cwd =
     '--clearenv',
   ];
   for (const [k, v] of Object.entries(sandboxEnv(spec))) argv.push('--setenv', k, v);
-  argv.push('--seccomp', String(SECCOMP_FD), '--', SANDBOX_ENTRY, ...command);
+  argv.push('--seccomp', String(SECCOMP_FD), '--', ...command);
   return argv;
 }
 
@@ -109,14 +128,38 @@ export function sandboxLimits(spec: SandboxSpec): CgroupLimits {
 
 export type SandboxRunOptions = Pick<ExecOptions, 'timeoutMs' | 'signal' | 'onStdout' | 'onStderr' | 'maxOutputBytes' | 'stdin'> & { readonly cwd?: string };
 
+let sandboxSeq = 0;
+const perVm = new WeakMap<GuestVm, GuestSandbox>();
+
+/**
+ * The task's sandbox: one bwrap per GuestSandbox, made by the guest agent on the first command (and
+ * again after it died or was stopped), kept for the task; each command runs in it in its own
+ * session and cgroup. Background processes a command leaves live until stop() or the VM's end.
+ */
 export class GuestSandbox {
+  /** the agent's name for this task's sandbox */
+  readonly key = `t${process.pid}-${++sandboxSeq}`;
+
   constructor(
     private readonly vm: GuestVm,
     readonly spec: SandboxSpec,
   ) {}
 
+  /** The task's sandbox in this VM (one per VM: every caller shares it). */
   static for(vm: GuestVm): GuestSandbox {
-    return new GuestSandbox(vm, { ...vm.info.sandbox, cpus: vm.info.cpus, memoryMiB: vm.info.memoryMiB });
+    let sb = perVm.get(vm);
+    if (!sb) perVm.set(vm, (sb = new GuestSandbox(vm, { ...vm.info.sandbox, cpus: vm.info.cpus, memoryMiB: vm.info.memoryMiB })));
+    return sb;
+  }
+
+  /** The sandbox as the guest agent starts it (sent with every command; used when it is not running). */
+  get ref(): SandboxRef {
+    return { key: this.key, argv: taskSandboxArgv(this.spec), user: { uid: this.spec.uid, gid: this.spec.uid }, fds: { [String(SECCOMP_FD)]: SECCOMP_FILTER }, controlFd: CONTROL_FD, pidsMax: SANDBOX_LIMITS.sandboxPidsMax };
+  }
+
+  /** Kills the sandbox with everything still running in it (the task's Stop); the next command starts a new one. */
+  stop(): Promise<void> {
+    return this.vm.stopSandbox(this.key);
   }
 
   /** Runs a bash command line in the sandbox. */

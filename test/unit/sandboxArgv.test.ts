@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { sandboxArgv, sandboxEnv, sandboxLimits } from '../../extension/guest/sandbox';
+import { sandboxArgv, sandboxEnv, sandboxLimits, taskSandboxArgv } from '../../extension/guest/sandbox';
 
 const spec = { user: 'cw-1234abcd', uid: 12345, cpus: 2, memoryMiB: 2048 };
 
@@ -40,5 +40,23 @@ describe('sandbox argv', () => {
     assert.equal(l.cpuMax, '180000 100000');
     assert.equal(l.pidsMax, 1024);
     assert.notEqual(sandboxLimits(spec).name, l.name, 'each command has its own cgroup');
+  });
+});
+
+describe("the task's sandbox argv", () => {
+  const task = taskSandboxArgv(spec);
+  const perCommand = sandboxArgv(spec, ['/bin/true']);
+
+  it('has exactly the walls of the per-command sandbox, with the executor as its pid 1', () => {
+    const walls = (a: string[]): string[] => a.slice(0, a.indexOf('--')).filter((x) => x !== '--as-pid-1');
+    assert.deepEqual(walls(task), walls(perCommand));
+    assert.ok(task.includes('--as-pid-1'), 'nothing inside can signal the executor');
+    for (const f of ['--unshare-all', '--disable-userns', '--die-with-parent', '--new-session', '--clearenv']) assert.ok(task.includes(f), f);
+    assert.equal(task[task.indexOf('--seccomp') + 1], '10');
+  });
+
+  it('ends with the executor and the number of its control descriptor, never a command', () => {
+    assert.deepEqual(task.slice(task.indexOf('--') + 1), ['/usr/local/lib/cowork/sandbox-exec', '11']);
+    assert.equal(task[task.indexOf('--chdir') + 1], '/workspace');
   });
 });

@@ -16,6 +16,12 @@ Host -> agent:  {"op":"run","id":1,"argv":[...],"cwd":"/workspace","env":{...},"
                  upper dir: stdout is, per path, an 8-byte big-endian length and the bytes; 2^64-1 =
                  missing or not a regular file, 2^64-2 = larger than maxBytes)
                 {"op":"discard","id":5,"paths":[b64...]} or {"op":"discard","id":5,"all":true}
+                {"op":"run","id":6,"argv":[...],"cwd":"/workspace","timeoutMs":N,"cgroup":{...},
+                 "sandbox":{"key":"k1","argv":[bwrap argv],"user":{...},"fds":{"10":"/path"},"controlFd":11,"pidsMax":N}}
+                 (run in the task's sandbox "k1", started with that argv on its first command or after it
+                 died; argv, cwd and env are then the command's inside it)
+                {"op":"sandbox-stop","id":7,"key":"k1"}  (kills the whole sandbox, background processes
+                 included; answered with exit 0)
 Agent -> host:  {"ev":"hello","pid":N,"cgroupSwept":N}  (N: commands of agents that died, killed at start)
                 {"ev":"started","id":1,"pid":123}
                 {"ev":"out","id":1,"fd":1,"b64":"..."}
@@ -31,15 +37,27 @@ that are gone (e.g. killed mid-command), so nothing they started outlives them. 
 (its change scan and reader threads) runs in /sys/fs/cgroup/cowork-engine, with cpu and memory
 limits of its own.
 
+The task's sandbox: one bwrap per task (sandbox-exec is its pid 1, as the sandbox user), made on
+its first command; each command is handed to it over a socketpair with its stdin/stdout/stderr
+pipes and a descriptor of its own cgroup's cgroup.procs, which this agent (root) made under the
+sandbox's cgroup agent-…/sb-<key>/ with the command's limits and opened for writing. The executor
+cannot create or reach any other cgroup: the descriptors are all it gets, and the kernel checks a
+cgroup.procs write against the opener (root, the root cgroup namespace). Timeout, abort and a limit
+hit kill the command's cgroup (cgroup.kill), never the sandbox; when a command exits normally the
+executor hangs up its process group (SIGHUP), and what survives that (nohup, setsid) keeps running
+in the command's cgroup (its output read and dropped) until the sandbox stops (sandbox-stop, the
+channel closing, or the agent dying: bwrap --die-with-parent, and the sweep).
+
 Root and the upper dir: the scan, the reader and discard never follow a symlink the sandbox made
 (upperfs.py); the reader also drops its file-system identity to the sandbox user (setfsuid, per
 thread), so it can read only what the sandbox itself could.
 """
-import base64, ctypes, json, os, resource, selectors, signal, struct, subprocess, sys, threading, time
+import base64, ctypes, fcntl, json, os, resource, selectors, signal, socket, struct, subprocess, sys, threading, time
 
 CHUNK = 65536
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHIM = os.path.join(HERE, "cgroup-exec")
+SANDBOX_EXEC = os.path.join(HERE, "sandbox-exec")
 CGROUP_ROOT = "/sys/fs/cgroup/cowork"
 ENGINE_CGROUP = "/sys/fs/cgroup/cowork-engine"
 UPPER = b"/session/upper"
@@ -50,6 +68,7 @@ sel = selectors.DefaultSelector()
 procs = {}  # id -> dict(pid, fds, deadline, started, timedOut, status)
 out_lock = threading.Lock()
 agent_cgroup = None  # this agent's parent of its commands' cgroups
+sandboxes = {}  # key -> dict(key, cgroup, popen, sock, ids, lingering, detached)
 
 
 def emit(obj):
@@ -62,10 +81,18 @@ def emit(obj):
 
 
 def kill_group(p, sig=signal.SIGKILL):
-    try:
-        os.killpg(p["pid"], sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+    if p.get("sandbox"):
+        # in the task's sandbox: the executor signals the command's process group (its pid is
+        # one of the sandbox's pid namespace); SIGKILL is the command's whole cgroup, below
+        # (first, so that it reports the exit at once instead of hanging up the group)
+        if sig == signal.SIGKILL:
+            p["killed"] = True
+        sb_send(p["sandbox"], {"op": "kill", "id": p["id"], "signal": int(sig)})
+    else:
+        try:
+            os.killpg(p["pid"], sig)
+        except (ProcessLookupError, PermissionError):
+            pass
     if sig == signal.SIGKILL and p.get("cgroup"):
         # Everything in the command's cgroup, including what left its session.
         write_file(os.path.join(p["cgroup"], "cgroup.kill"), "1")
@@ -168,14 +195,18 @@ def setup_cgroups():
     return swept
 
 
-def make_cgroup(spec):
-    """The command's cgroup with its limits, or an exception with nothing left behind."""
-    name = spec["name"]
+def check_name(name):
     if not isinstance(name, str) or not name.replace("-", "").isalnum() or len(name) > 100:
         raise ValueError("bad cgroup name %r" % (name,))
+    return name
+
+
+def make_cgroup(spec, parent=None):
+    """The command's cgroup with its limits, or an exception with nothing left behind."""
+    name = check_name(spec["name"])
     if agent_cgroup is None:
         raise OSError("cgroups are not available in this guest")
-    path = os.path.join(agent_cgroup, name)
+    path = os.path.join(parent or agent_cgroup, name)
     os.mkdir(path)
     try:
         def limit(fname, value):
@@ -207,10 +238,277 @@ def feed_stdin(fd, data):
         os.close(fd)
 
 
+def high_fd(fd):
+    """A copy of fd numbered 100 or above (cgroup-exec renumbers into 10, 11: never onto a source)."""
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100)
+    os.close(fd)
+    return new
+
+
+def sb_send(sb, obj, fds=()):
+    try:
+        socket.send_fds(sb["sock"], [json.dumps(obj, separators=(",", ":")).encode()], list(fds))
+        return True
+    except OSError:
+        return False
+
+
+def start_sandbox(spec):
+    """The task's sandbox: bwrap (argv from the host's sandbox.ts) running sandbox-exec as the
+    sandbox user, in agent-…/sb-<key>/init; its socket to us is registered with the selector."""
+    key = check_name(spec["key"])
+    if agent_cgroup is None:
+        raise OSError("cgroups are not available in this guest")
+    user = spec["user"]
+    argv = [str(a) for a in spec["argv"]]
+    ctl = int(spec["controlFd"])
+    path = os.path.join(agent_cgroup, "sb-" + key)
+    opened = []
+    a = b = None
+    try:
+        os.mkdir(path)
+        with open(os.path.join(path, "cgroup.subtree_control"), "w") as f:
+            f.write("+cpu +memory +pids")
+        if spec.get("pidsMax"):
+            with open(os.path.join(path, "pids.max"), "w") as f:
+                f.write(str(int(spec["pidsMax"])))
+        os.mkdir(os.path.join(path, "init"))
+        cgfd = high_fd(os.open(os.path.join(path, "init", "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC))
+        opened.append(cgfd)
+        fdmap = []
+        for num, fpath in (spec.get("fds") or {}).items():
+            fd = high_fd(os.open(fpath, os.O_RDONLY | os.O_CLOEXEC))
+            opened.append(fd)
+            fdmap.append("%d:%d" % (fd, int(num)))
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for s_ in (a, b):
+            try:
+                s_.setsockopt(socket.SOL_SOCKET, 32, 4 << 20)  # SO_SNDBUFFORCE: a long command line is one message
+            except OSError:
+                pass
+        bfd = high_fd(os.dup(b.fileno()))
+        b.close()
+        b = None
+        opened.append(bfd)
+        fdmap.append("%d:%d" % (bfd, ctl))
+        child = subprocess.Popen([SHIM, str(cgfd), ",".join(fdmap), "--"] + argv, executable=SHIM,
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 cwd="/", env={"PATH": "/usr/bin:/bin"}, start_new_session=True, close_fds=True,
+                                 pass_fds=opened, user=int(user["uid"]), group=int(user["gid"]), extra_groups=[])
+    except BaseException:
+        for fd in opened:
+            os.close(fd)
+        for s_ in (a, b):
+            if s_ is not None:
+                s_.close()
+        if os.path.isdir(path):
+            kill_cgroup_tree(path)
+        raise
+    for fd in opened:
+        os.close(fd)
+    a.setblocking(False)
+    sb = {"key": key, "cgroup": path, "popen": child, "sock": a, "ids": set(), "lingering": [], "detached": set(), "stderr": b""}
+    sandboxes[key] = sb
+    sel.register(a.fileno(), selectors.EVENT_READ, ("sb", sb))
+    # what bwrap or the executor say (e.g. why the sandbox could not start): told to the commands it ends
+    os.set_blocking(child.stderr.fileno(), False)
+    sel.register(child.stderr.fileno(), selectors.EVENT_READ, ("sberr", sb))
+    return sb
+
+
+def on_sandbox_stderr(sb):
+    if sb["popen"].stderr.closed:
+        return  # closed earlier in this round of events
+    try:
+        data = os.read(sb["popen"].stderr.fileno(), CHUNK)
+    except BlockingIOError:
+        return
+    except OSError:
+        data = b""
+    if data:
+        sb["stderr"] = (sb["stderr"] + data)[-4096:]
+    else:
+        sel.unregister(sb["popen"].stderr.fileno())
+        sb["popen"].stderr.close()
+
+
+def stop_sandbox(sb, requested=False):
+    """Kills the sandbox and everything in it; its commands still running end as killed (told why
+    on their stderr unless the host asked for it)."""
+    if sandboxes.get(sb["key"]) is not sb:
+        return
+    del sandboxes[sb["key"]]
+    write_file(os.path.join(sb["cgroup"], "cgroup.kill"), "1")
+    try:
+        sel.unregister(sb["sock"].fileno())
+    except (KeyError, ValueError):
+        pass
+    sb["sock"].close()
+    if not sb["popen"].stderr.closed:
+        on_sandbox_stderr(sb)  # what it said last (closed here at its end)
+    if not sb["popen"].stderr.closed:
+        sel.unregister(sb["popen"].stderr.fileno())
+        sb["popen"].stderr.close()
+    for fd in list(sb["detached"]):
+        close_detached(sb, fd)
+    for cid in list(sb["ids"]):
+        p = procs.get(cid)
+        if p:
+            if not requested:
+                msg = b"cowork: the task's sandbox ended" + (b": " + sb["stderr"].strip() if sb["stderr"].strip() else b"") + b"\n"
+                emit({"ev": "out", "id": cid, "fd": 2, "b64": base64.b64encode(msg).decode()})
+            p["killed"] = True
+            p["status"] = signal.SIGKILL  # a wait status: killed by SIGKILL
+            finish(p)
+    kill_cgroup_tree(sb["cgroup"])
+
+
+def close_detached(sb, fd):
+    sb["detached"].discard(fd)
+    try:
+        sel.unregister(fd)
+    except (KeyError, ValueError):
+        pass
+    os.close(fd)
+
+
+def on_sandbox(sb):
+    """A message of the task's executor (or its end)."""
+    while sandboxes.get(sb["key"]) is sb:
+        try:
+            data = sb["sock"].recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            stop_sandbox(sb)
+            return
+        try:
+            ev = json.loads(data)
+        except ValueError:
+            continue
+        p = procs.get(ev.get("id"))
+        if not p or p.get("sandbox") is not sb:
+            continue
+        if ev.get("ev") == "started":
+            p["pid"] = ev.get("pid")
+            emit({"ev": "started", "id": p["id"], "pid": int(ev.get("pid") or 0)})
+        elif ev.get("ev") == "exit":
+            p["status"] = int(ev["status"])
+            finish(p)
+        elif ev.get("ev") == "error":
+            fail_sandboxed(p)
+            emit({"ev": "error", "id": p["id"], "message": "the sandbox refused the command: %s" % ev.get("message")})
+
+
+def fail_sandboxed(p):
+    procs.pop(p["id"], None)
+    p["sandbox"]["ids"].discard(p["id"])
+    for fd in list(p["fds"]):
+        sel.unregister(fd)
+        os.close(fd)
+    p["fds"].clear()
+    if p["cgroup"]:
+        write_file(os.path.join(p["cgroup"], "cgroup.kill"), "1")
+        p["sandbox"]["lingering"].append(p["cgroup"])
+
+
+def start_sandboxed(msg):
+    """A command in the task's sandbox: its cgroup made here, the rest done by the executor."""
+    cid = msg["id"]
+    spec = msg["sandbox"]
+    sb = sandboxes.get(spec.get("key"))
+    if sb is None or sb["popen"].poll() is not None:
+        if sb is not None:
+            stop_sandbox(sb)
+        sb = start_sandbox(spec)
+    # cgroups of earlier commands, removed once their background processes are gone
+    sb["lingering"] = [c for c in sb["lingering"] if not try_rmdir(c)]
+    argv = [a for a in msg["argvB64"]] if msg.get("argvB64") else [base64.b64encode(str(a).encode()).decode() for a in msg["argv"]]
+    if not argv:
+        raise ValueError("empty argv")
+    env = {str(k): str(v) for k, v in (msg.get("env") or {}).items()}
+    stdin = base64.b64decode(msg["stdin"]) if msg.get("stdin") else None
+    opened = []
+    cgroup = None
+    limits = dict(msg.get("cgroup") or {})
+    limits.pop("name", None)
+    try:
+        cgroup = command_cgroup(sb, limits)
+        cgfd = os.open(os.path.join(cgroup, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+        opened.append(cgfd)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        in_r, in_w = os.pipe()
+        opened += [out_r, out_w, err_r, err_w, in_r, in_w]
+        t0 = time.monotonic()
+        if not sb_send(sb, {"op": "run", "id": cid, "argv": argv, "cwd": msg.get("cwd") or "/workspace", "env": env}, [in_r, out_w, err_w, cgfd]):
+            raise OSError("the task's sandbox does not answer")
+    except BaseException:
+        for fd in opened:
+            os.close(fd)
+        if cgroup:
+            remove_cgroup(cgroup)
+        raise
+    for fd in (cgfd, in_r, out_w, err_w):
+        os.close(fd)
+    prefetch_cgroup(sb, limits)
+    if stdin:
+        threading.Thread(target=feed_stdin, args=(in_w, stdin), daemon=True).start()
+    else:
+        os.close(in_w)
+    timeout = msg.get("timeoutMs")
+    p = {"id": cid, "pid": None, "sandbox": sb, "fds": {out_r: 1, err_r: 2}, "t0": t0, "cgroup": cgroup,
+         "deadline": t0 + timeout / 1000.0 if timeout else None, "timedOut": False, "status": None}
+    procs[cid] = p
+    sb["ids"].add(cid)
+    for fd in (out_r, err_r):
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ, ("out", p))
+
+
+def command_cgroup(sb, limits):
+    """A cgroup for the next command: the one made ahead (while the previous command ran) when its
+    limits match, else a new one. Made by this agent (root); the sandbox only ever gets a
+    descriptor of its cgroup.procs."""
+    spare = sb.pop("spare", None)
+    if spare:
+        if spare[1] == limits:
+            return spare[0]
+        remove_cgroup(spare[0], 1)
+    sb["seq"] = sb.get("seq", 0) + 1
+    return make_cgroup(dict(limits, name="cmd-%d" % sb["seq"]), sb["cgroup"])
+
+
+def prefetch_cgroup(sb, limits):
+    """mkdir of a cgroup with limits costs milliseconds under emulation: made here, off the next
+    command's path."""
+    if "spare" in sb or sandboxes.get(sb["key"]) is not sb:
+        return
+    try:
+        sb["seq"] = sb.get("seq", 0) + 1
+        sb["spare"] = (make_cgroup(dict(limits, name="cmd-%d" % sb["seq"]), sb["cgroup"]), limits)
+    except (OSError, ValueError):
+        pass
+
+
+def try_rmdir(path):
+    try:
+        os.rmdir(path)
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
 def start(msg):
     cid = msg["id"]
     if not isinstance(cid, int) or cid in procs:
         raise ValueError("bad or duplicate id %r" % (cid,))
+    if msg.get("sandbox"):
+        return start_sandboxed(msg)
     # argvB64 carries raw bytes (file names need not be UTF-8); argv is text
     argv = [base64.b64decode(a) for a in msg["argvB64"]] if msg.get("argvB64") else list(msg["argv"])
     if not argv:
@@ -294,6 +592,8 @@ def drain(p, fd):
 
 def finish(p):
     # The main process is gone: collect what its pipes still hold, end anything it left behind.
+    if p.get("sandbox"):
+        return finish_sandboxed(p)
     for fd in list(p["fds"]):
         while fd in p["fds"]:
             try:
@@ -320,6 +620,48 @@ def finish(p):
           "ms": int((time.monotonic() - p["t0"]) * 1000), "oomKilled": oom, "pidsLimited": pids_limited})
 
 
+def finish_sandboxed(p):
+    # The command's shell is gone: collect what its pipes still hold; a command that was killed or
+    # hit a limit ends whole (its cgroup), else what survived the executor's hang-up keeps running
+    # (its output read and dropped) until the sandbox stops.
+    sb = p["sandbox"]
+    eof = set()
+    for fd in list(p["fds"]):
+        while True:
+            try:
+                data = os.read(fd, CHUNK)
+            except BlockingIOError:
+                break
+            if not data:
+                eof.add(fd)
+                break
+            emit({"ev": "out", "id": p["id"], "fd": p["fds"][fd], "b64": base64.b64encode(data).decode()})
+    oom = pids_limited = False
+    if p["cgroup"]:
+        oom = read_events(os.path.join(p["cgroup"], "memory.events")).get("oom_kill", 0) > 0
+        pids_limited = read_events(os.path.join(p["cgroup"], "pids.events")).get("max", 0) > 0
+    kill_all = p["timedOut"] or p.get("killed") or oom or pids_limited
+    for fd in list(p["fds"]):
+        del p["fds"][fd]
+        if not kill_all and fd not in eof and sandboxes.get(sb["key"]) is sb:
+            sel.modify(fd, selectors.EVENT_READ, ("detached", sb))
+            sb["detached"].add(fd)
+        else:
+            sel.unregister(fd)
+            os.close(fd)
+    sb["ids"].discard(p["id"])
+    if kill_all and p["cgroup"]:
+        write_file(os.path.join(p["cgroup"], "cgroup.kill"), "1")
+    st = p["status"]
+    code = os.WEXITSTATUS(st) if os.WIFEXITED(st) else None
+    sig = signal.Signals(os.WTERMSIG(st)).name[3:] if os.WIFSIGNALED(st) else None
+    procs.pop(p["id"], None)
+    emit({"ev": "exit", "id": p["id"], "code": code, "signal": sig, "timedOut": p["timedOut"],
+          "ms": int((time.monotonic() - p["t0"]) * 1000), "oomKilled": oom, "pidsLimited": pids_limited})
+    if p["cgroup"] and not try_rmdir(p["cgroup"]):
+        sb["lingering"].append(p["cgroup"])  # removed when its background processes are gone
+
+
 def reap():
     while True:
         try:
@@ -328,8 +670,12 @@ def reap():
             return
         if pid == 0:
             return
+        for sb in list(sandboxes.values()):
+            if sb["popen"].pid == pid:
+                sb["popen"].returncode = os.waitstatus_to_exitcode(st)
+                stop_sandbox(sb)
         for p in list(procs.values()):
-            if p["pid"] == pid:
+            if p["pid"] == pid and not p.get("sandbox"):
                 p["status"] = st
                 # reaped here: Popen must not wait for it again
                 p["popen"].returncode = os.waitstatus_to_exitcode(st)
@@ -499,6 +845,14 @@ def discard(msg):
 OPS = {"changes": scan_changes, "read": read_files, "discard": discard}
 
 
+def sandbox_stop(msg):
+    t0 = time.monotonic()
+    sb = sandboxes.get(msg.get("key"))
+    if sb:
+        stop_sandbox(sb, requested=True)
+    reply(msg["id"], b"", t0)
+
+
 def handle(line):
     msg = None
     try:
@@ -512,6 +866,10 @@ def handle(line):
             p = procs.get(msg["id"])
             if p:
                 kill_group(p, getattr(signal, "SIG" + str(msg.get("signal", "KILL"))))
+        elif op == "sandbox-stop":
+            if not isinstance(msg.get("id"), int):
+                raise ValueError("an op needs a numeric id")
+            sandbox_stop(msg)
         elif op in OPS:
             if not isinstance(msg.get("id"), int):
                 raise ValueError("an op needs a numeric id")
@@ -557,7 +915,11 @@ def main():
                 except BlockingIOError:
                     continue
                 if not chunk:  # host gone: nothing may outlive the channel
+                    for sb in list(sandboxes.values()):
+                        write_file(os.path.join(sb["cgroup"], "cgroup.kill"), "1")
                     for q in list(procs.values()):
+                        if q.get("sandbox"):
+                            continue
                         kill_group(q)
                         if q["cgroup"]:
                             remove_cgroup(q["cgroup"], 10)
@@ -581,6 +943,21 @@ def main():
                     os.read(wake_r, 4096)
                 except BlockingIOError:
                     pass
+            elif kind == "sb":
+                on_sandbox(p)
+            elif kind == "sberr":
+                on_sandbox_stderr(p)
+            elif kind == "detached":
+                if key.fd not in p["detached"]:
+                    continue  # closed earlier in this round of events
+                try:
+                    data = os.read(key.fd, CHUNK)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    close_detached(p, key.fd)
             else:
                 if key.fd in p["fds"]:
                     drain(p, key.fd)
