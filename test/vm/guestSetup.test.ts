@@ -7,11 +7,13 @@
 //    on the workspace's cache disk: fewer bytes come through the proxy (figures printed).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { lookup } from 'node:dns/promises';
+import { copyFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { guestLayerResolver, type ConsentQuestion } from '../../extension/config/guestConsent';
 import { SettingsSchema, type Settings } from '../../extension/config/settings';
+import { classifyAddress } from '../../extension/egress/addresses';
 import type { EgressRecord } from '../../extension/egress/audit';
 import type { GuestVm } from '../../extension/guest/guestVm';
 import { cacheDiskPath } from '../../extension/session/cacheDisk';
@@ -22,6 +24,10 @@ import { HELPER, tempDir, testAccelerator } from './harness';
 
 const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 const NPM_PACKAGE = 'lodash@4.17.21';
+const REGISTRY = 'registry.npmjs.org';
+// Networks that inspect TLS with their own CA (this workplace's among them) need the host's CA
+// bundle in the guest; test/vm/toolbox.test.ts does the same.
+const HOST_CA_BUNDLE = process.env.NODE_EXTRA_CA_CERTS ?? '/etc/ssl/certs/ca-certificates.crt';
 let root: Awaited<ReturnType<typeof tempDir>>;
 let ws: string;
 let helper: VmHelper;
@@ -87,7 +93,7 @@ async function npmInstall(vm: WorkspaceVm, dir: string): Promise<{ bytesDown: nu
   const sub = vm.onEgress((r) => records.push(r));
   try {
     const t0 = Date.now();
-    const r = await vm.sandbox!.run(`mkdir -p ${dir} && cd ${dir} && npm install --no-audit --no-fund --no-package-lock --loglevel=error ${NPM_PACKAGE} && test -f node_modules/lodash/package.json`, { timeoutMs: 300_000 });
+    const r = await vm.sandbox!.run(`mkdir -p ${dir} && cd ${dir} && NODE_EXTRA_CA_CERTS=/workspace/.host-ca.pem npm install --no-audit --no-fund --no-package-lock --loglevel=error ${NPM_PACKAGE} && test -f node_modules/lodash/package.json`, { timeoutMs: 300_000 });
     const ms = Date.now() - t0;
     assert.equal(r.code, 0, `npm install failed: ${r.stdout.toString()}\n${r.stderr.toString()}`);
     // each tunnel is recorded when it closes (npm closes its sockets when it exits)
@@ -112,7 +118,12 @@ before(
     helper.onEvent((ev) => {
       if (ev.event === 'image.progress' && /layer|workspace/i.test(ev.message)) layerProgress.push({ at: Date.now(), message: ev.message });
     });
-    settings = SettingsSchema.parse({ 'vm.accelerator': testAccelerator(), 'vm.cpus': 2, 'vm.memoryMiB': 1024, 'vm.diskGiB': 4, 'vm.idleStopMinutes': 0 });
+    await copyFile(HOST_CA_BUNDLE, path.join(ws, '.host-ca.pem'));
+    // Some networks resolve the registry to an address in a special range (e.g. 203.0.113.0/24),
+    // which the proxy refuses unless that exact address is listed too (as in toolbox.test.ts).
+    const registryIps = (await lookup(REGISTRY, { all: true })).map((a) => a.address).filter((ip) => classifyAddress(ip).range);
+    const allowed = [...SettingsSchema.parse({})['network.allowedDomains'], ...registryIps];
+    settings = SettingsSchema.parse({ 'vm.accelerator': testAccelerator(), 'vm.cpus': 2, 'vm.memoryMiB': 1024, 'vm.diskGiB': 4, 'vm.idleStopMinutes': 0, 'network.allowedDomains': allowed });
   },
   { timeout: 30_000 },
 );
@@ -151,7 +162,7 @@ describe('per-workspace guest setup and package caches', { timeout: 1_800_000 },
     assert.equal(layer.built, true, 'this start built it');
     assert.equal(guest.info.cacheDiskAttached, true);
     firstUid = guest.info.sandbox.uid;
-    assert.match(await root$(guest, 'dpkg-query -W -f "${Status}" cowsay'), /install ok installed/);
+    assert.match(await root$(guest, "dpkg-query -W -f '${Status}' cowsay"), /install ok installed/);
     assert.equal((await root$(guest, 'cat /etc/cowork-test-layer')).trim(), nonce);
     const moo = await vm.sandbox!.run('/usr/games/cowsay moo', { timeoutMs: 60_000 });
     assert.equal(moo.code, 0, moo.stderr.toString());
@@ -175,7 +186,7 @@ describe('per-workspace guest setup and package caches', { timeout: 1_800_000 },
     assert.equal(guest.info.guestLayer?.built, false, 'the cached layer was used');
     assert.ok(layerKeys.has(guest.info.guestLayer?.key ?? ''), 'the same layer');
     assert.notEqual(guest.info.sandbox.uid, firstUid, 'another task, another sandbox user');
-    assert.match(await root$(guest, 'dpkg-query -W -f "${Status}" cowsay'), /install ok installed/);
+    assert.match(await root$(guest, "dpkg-query -W -f '${Status}' cowsay"), /install ok installed/);
     const owner = (await root$(guest, 'stat -c %u /cache/npm')).trim();
     assert.equal(owner, String(guest.info.sandbox.uid), "the cache belongs to this task's sandbox user");
     const cached = Number((await root$(guest, 'du -sb /cache/npm | cut -f1')).trim());
