@@ -79,8 +79,13 @@ async function hideAndShowPanel(): Promise<void> {
     await screenshot(page, 'fail-hide-panel');
     throw new Error('clicking the Cowork activity bar entry did not hide the side bar', { cause: err });
   });
-  await page.locator(COWORK).click();
-  await sidebar.waitFor({ state: 'visible', timeout: 20_000 });
+  // Shown again by the workbench's own command (a second click on the entry right after the first
+  // left code-server 4.100's side bar empty in two runs); the side bar brings back its last view, Cowork's.
+  await runCommand(page, 'View: Toggle Primary Side Bar Visibility');
+  await sidebar.waitFor({ state: 'visible', timeout: 20_000 }).catch(async (err: unknown) => {
+    await screenshot(page, 'fail-show-sidebar');
+    throw new Error('View: Toggle Primary Side Bar Visibility did not show the side bar again', { cause: err });
+  });
   panel = panelFrame(page);
   await panel.locator('#prompt').waitFor({ timeout: 60_000 }).catch(async (err: unknown) => {
     await screenshot(page, 'fail-show-panel');
