@@ -8,6 +8,7 @@ import { consentKey, consentToGuestSetup, guestLayerResolver, type ConsentQuesti
 import { GuestLayerSpec, VmStartParams } from '../../extension/protocol/vmHost';
 import { parseSettings } from '../../extension/config/settings';
 import { cacheDiskPath } from '../../extension/session/cacheDisk';
+import { MemoryStore } from '../support/memoryStore';
 
 describe('.cowork/guest.json schema', () => {
   it('accepts Debian package names and a script, canonically sorted', () => {
@@ -88,16 +89,6 @@ describe('.cowork/guest.json schema', () => {
   });
 });
 
-class MemoryStore {
-  readonly values = new Map<string, unknown>();
-  get<T>(key: string): T | undefined {
-    return this.values.get(key) as T | undefined;
-  }
-  update(key: string, value: unknown): Promise<void> {
-    this.values.set(key, value);
-    return Promise.resolve();
-  }
-}
 
 describe('guest setup consent', () => {
   const spec = { packages: ['cowsay'], setup: 'echo setting up > /etc/motd' };

@@ -21,6 +21,7 @@ import { VmHelper } from '../../extension/session/vmHelper';
 import { WorkspaceVm } from '../../extension/session/workspaceVm';
 import { defaultCacheDir } from '../../vm-host/image/cacheDir';
 import { HELPER, tempDir, testAccelerator } from './harness';
+import { MemoryStore } from '../support/memoryStore';
 
 const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 const NPM_PACKAGE = 'lodash@4.17.21';
@@ -38,16 +39,6 @@ const layerProgress: { at: number; message: string }[] = [];
 const layerKeys = new Set<string>();
 const vms: WorkspaceVm[] = [];
 
-class MemoryStore {
-  readonly values = new Map<string, unknown>();
-  get<T>(key: string): T | undefined {
-    return this.values.get(key) as T | undefined;
-  }
-  update(key: string, value: unknown): Promise<void> {
-    this.values.set(key, value);
-    return Promise.resolve();
-  }
-}
 const store = new MemoryStore();
 
 async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {

@@ -67,6 +67,11 @@ interface Manifest {
   readonly files: Record<string, { size: number; sha256: string }>;
 }
 
+/** tar2sqfs reading a tar on stdin into `out`: the one packing of a root, for the base image and its derived layers. */
+export function tar2sqfsArgs(out: string): string[] {
+  return ['--quiet', '--no-skip', '--no-xattr', '--force', '-c', 'zstd', '-X', 'level=15', '-j', String(Math.max(1, os.cpus().length)), out];
+}
+
 export async function ensureImage(opts: EnsureImageOptions): Promise<GuestImage> {
   const progress = opts.onProgress ?? (() => undefined);
   const resolved = await loadRecipe(opts.sources, opts.arch);
@@ -290,11 +295,10 @@ async function buildBase(r: ResolvedRecipe, finalDir: string, opts: EnsureImageO
       r.recipe.mirror,
     ];
     const rootfsTmp = path.join(tmp, 'rootfs.squashfs');
-    const jobs = String(Math.max(1, os.cpus().length));
     await runPipeline(
       // TMPDIR inside the layer: mmdebstrap's chroot of an interrupted build is pruned with it
       [tools.get('mmdebstrap')!, mmArgs, { COWORK_IMAGE_OUT: out, COWORK_KERNEL_PACKAGE: r.kernelPackage, COWORK_IMAGE_SRC: opts.sources.imageDir, TMPDIR: work }],
-      [tools.get('tar2sqfs')!, ['--quiet', '--no-skip', '--no-xattr', '--force', '-c', 'zstd', '-X', 'level=15', '-j', jobs, rootfsTmp]],
+      [tools.get('tar2sqfs')!, tar2sqfsArgs(rootfsTmp)],
       (line) => {
         log(`[image] ${line}`);
         for (const [re, fraction, message] of MMDEBSTRAP_PHASES) if (re.test(line)) progress({ phase: 'packages', message, fraction });

@@ -15,7 +15,6 @@
 // is not a sandbox. That is why the consent dialog shows the script's full text and says so.
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -23,7 +22,7 @@ import { pipeline } from 'node:stream/promises';
 import { GuestLayerSpec } from '../../extension/protocol/vmHost';
 import { VmHostError } from '../errors';
 import { IMAGE_BUILD_TOOLS, requireTools } from '../hostTools';
-import { hasMountInside, publish, readValidManifest, runPipeline, sha256File, writeManifest, type EnsureImageOptions, type GuestImage, type ImageProgress } from './builder';
+import { hasMountInside, publish, readValidManifest, runPipeline, sha256File, tar2sqfsArgs, writeManifest, type EnsureImageOptions, type GuestImage, type ImageProgress } from './builder';
 import { loadRecipe } from './recipe';
 
 /** Bump when the layer build produces something else from the same spec. */
@@ -118,10 +117,9 @@ async function buildLayer(spec: GuestLayerSpec, key: string, finalDir: string, o
       recipe.recipe.mirror,
     ];
     const rootfsTmp = path.join(tmp, 'rootfs.squashfs');
-    const jobs = String(Math.max(1, os.cpus().length));
     await runPipeline(
       [tools.get('mmdebstrap')!, mmArgs, { COWORK_LAYER_PACKAGES: spec.packages.join(' '), COWORK_LAYER_SETUP: spec.setup ? setup : '', COWORK_SETUID_ALLOW: allow, TMPDIR: work }],
-      [tools.get('tar2sqfs')!, ['--quiet', '--no-skip', '--no-xattr', '--force', '-c', 'zstd', '-X', 'level=15', '-j', jobs, rootfsTmp]],
+      [tools.get('tar2sqfs')!, tar2sqfsArgs(rootfsTmp)],
       (line) => {
         log(`[layer] ${line}`);
         for (const [re, fraction, message] of LAYER_PHASES) if (re.test(line)) progress({ phase: 'packages', message, fraction });
