@@ -84,6 +84,11 @@ describe('names: the exact bytes, nothing hidden', () => {
 });
 
 describe('risky paths found by a red-team read', () => {
+  it('marks the guest setup a repository declares (its script runs as root when the layer is built)', () => {
+    for (const p of ['.cowork/guest.json', '.COWORK/guest.json', '.cowork/setup.sh']) assert.ok(riskOfPath(p), `${p} runs on your machine`);
+    assert.equal(riskOfPath('src/cowork/guest.json'), undefined, 'only the workspace root\'s .cowork');
+  });
+
   it('covers agent, build-tool and per-user configuration that runs commands', () => {
     for (const p of ['.gemini/settings.json', '.amazonq/mcp.json', '.kiro/settings/mcp.json', '.codex/config.toml', '.continue/config.json', '.windsurf/rules', '.zed/tasks.json', '.cargo/config.toml', 'gradle/wrapper/gradle-wrapper.properties', '.mvn/wrapper/maven-wrapper.properties', 'lefthook.yml', 'mise.toml', '.Rprofile', '.hg/hgrc', '.config/Code/User/settings.json', '.config/fish/config.fish', '.ssh/config', '.aws/config', '.kube/config', '.gitlab-ci.yml']) {
       assert.ok(riskOfPath(p), `${p} runs on your machine`);

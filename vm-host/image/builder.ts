@@ -67,6 +67,15 @@ interface Manifest {
   readonly files: Record<string, { size: number; sha256: string }>;
 }
 
+/** mmdebstrap options every root shares, the base image's and its derived layers': no Recommends, no docs, man pages or locales. */
+export const MMDEBSTRAP_TRIM: readonly string[] = [
+  '--aptopt=APT::Install-Recommends "false"',
+  '--dpkgopt=path-exclude=/usr/share/doc/*',
+  '--dpkgopt=path-exclude=/usr/share/man/*',
+  '--dpkgopt=path-exclude=/usr/share/locale/*',
+  '--dpkgopt=path-include=/usr/share/locale/locale.alias',
+];
+
 /** tar2sqfs reading a tar on stdin into `out`: the one packing of a root, for the base image and its derived layers. */
 export function tar2sqfsArgs(out: string): string[] {
   return ['--quiet', '--no-skip', '--no-xattr', '--force', '-c', 'zstd', '-X', 'level=15', '-j', String(Math.max(1, os.cpus().length)), out];
@@ -283,11 +292,7 @@ async function buildBase(r: ResolvedRecipe, finalDir: string, opts: EnsureImageO
       '--variant=apt',
       `--arch=${r.arch}`,
       '--format=tar',
-      '--aptopt=APT::Install-Recommends "false"',
-      '--dpkgopt=path-exclude=/usr/share/doc/*',
-      '--dpkgopt=path-exclude=/usr/share/man/*',
-      '--dpkgopt=path-exclude=/usr/share/locale/*',
-      '--dpkgopt=path-include=/usr/share/locale/locale.alias',
+      ...MMDEBSTRAP_TRIM,
       `--include=${r.recipe.packages.join(',')}`,
       `--customize-hook=${path.join(opts.sources.imageDir, 'customize.sh')}`,
       r.recipe.suite,

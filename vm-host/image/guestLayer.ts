@@ -22,7 +22,7 @@ import { pipeline } from 'node:stream/promises';
 import { GuestLayerSpec } from '../../extension/protocol/vmHost';
 import { VmHostError } from '../errors';
 import { IMAGE_BUILD_TOOLS, requireTools } from '../hostTools';
-import { hasMountInside, publish, readValidManifest, runPipeline, sha256File, tar2sqfsArgs, writeManifest, type EnsureImageOptions, type GuestImage, type ImageProgress } from './builder';
+import { hasMountInside, MMDEBSTRAP_TRIM, publish, readValidManifest, runPipeline, sha256File, tar2sqfsArgs, writeManifest, type EnsureImageOptions, type GuestImage, type ImageProgress } from './builder';
 import { loadRecipe } from './recipe';
 
 /** Bump when the layer build produces something else from the same spec. */
@@ -105,11 +105,7 @@ async function buildLayer(spec: GuestLayerSpec, key: string, finalDir: string, o
       '--variant=custom',
       `--arch=${opts.base.arch}`,
       '--format=tar',
-      '--aptopt=APT::Install-Recommends "false"',
-      '--dpkgopt=path-exclude=/usr/share/doc/*',
-      '--dpkgopt=path-exclude=/usr/share/man/*',
-      '--dpkgopt=path-exclude=/usr/share/locale/*',
-      '--dpkgopt=path-include=/usr/share/locale/locale.alias',
+      ...MMDEBSTRAP_TRIM,
       `--setup-hook=tar-in ${baseTar} /`,
       `--customize-hook=${path.join(opts.sources.imageDir, 'layer-customize.sh')}`,
       recipe.recipe.suite,
