@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type BrowserContext, type Frame, type FrameLocator, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Frame, type FrameLocator, type Locator, type Page } from 'playwright-core';
 import { defaultCacheDir } from '../../vm-host/image/cacheDir';
 import { freePort } from '../../vm-host/vm';
 
@@ -170,4 +170,17 @@ export async function runCommand(page: Page, title: string): Promise<void> {
   await input.fill(`>${title}`);
   await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
   await page.keyboard.press('Enter');
+}
+
+// The toolkit's text area copies a value set from script into its inner <textarea> on its next
+// update, not at once (CI once read '' right after ArrowUp): poll the field until it shows `expected`,
+// failing with what it waited for and what it saw.
+export async function waitForInputValue(field: Locator, expected: string, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let seen = await field.inputValue();
+  while (seen !== expected) {
+    if (Date.now() > deadline) throw new Error(`${what}: expected ${JSON.stringify(expected)} within ${timeoutMs} ms, the field shows ${JSON.stringify(seen)}`);
+    await new Promise((r) => setTimeout(r, 50));
+    seen = await field.inputValue();
+  }
 }

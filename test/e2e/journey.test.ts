@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Frame, Page } from 'playwright-core';
 import { demoConversation } from '../support/demoConversation';
 import { say, ScriptedModel, text, toolUse } from '../support/scriptedModel';
-import { E2E_API_KEY, launchBrowser, packageVsix, panelFrame, runCommand, screenshot, SCREENSHOTS, selectTheme, startCodeServer, webviewFrame, type CodeServer } from './harness';
+import { E2E_API_KEY, launchBrowser, packageVsix, panelFrame, runCommand, screenshot, SCREENSHOTS, selectTheme, startCodeServer, webviewFrame, waitForInputValue, type CodeServer } from './harness';
 
 let model: ScriptedModel;
 let server: CodeServer;
@@ -280,7 +280,7 @@ describe('the user journey in a real VS Code', { timeout: 1_800_000 }, () => {
     // the up arrow brings back what was sent last (the follow-up); Ctrl+Enter sends
     await panel.locator('#prompt textarea').focus();
     await panel.locator('#prompt textarea').press('ArrowUp');
-    assert.equal(await panel.locator('#prompt textarea').inputValue(), 'Is it still running?');
+    await waitForInputValue(panel.locator('#prompt textarea'), 'Is it still running?', 'ArrowUp in the empty prompt brings back the last follow-up');
     await panel.locator('#prompt textarea').fill('Make a note and a link');
     await panel.locator('#prompt textarea').press('Control+Enter');
     await panel.locator('.msg.assistant', { hasText: 'Made a note and a link.' }).waitFor({ timeout: 240_000 });

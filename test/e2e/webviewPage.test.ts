@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { HostToWebview } from '../../extension/protocol/webview';
-import { ROOT } from './harness';
+import { ROOT, waitForInputValue } from './harness';
 
 let server: http.Server;
 let base = '';
@@ -127,7 +127,7 @@ describe('the panel page from the host snapshot alone', { timeout: 180_000 }, ()
     await p.locator('#accept-all').click();
     await p.locator('#prompt textarea').focus();
     await p.locator('#prompt textarea').press('ArrowUp');
-    assert.equal(await p.locator('#prompt textarea').inputValue(), 'Make a note and a link');
+    await waitForInputValue(p.locator('#prompt textarea'), 'Make a note and a link', 'ArrowUp in the empty prompt brings back the last prompt');
     const sent = (await p.evaluate(() => (window as unknown as { sent: { type: string }[] }).sent)).map((m) => m.type);
     assert.deepEqual(sent.slice(0, 2), ['ready', 'selectTask'], 'a new page asks the host for everything');
     assert.ok(sent.includes('acceptAll'));
