@@ -49,6 +49,7 @@ export const SettingsSchema = z.object({
   'network.allowedDomains': z.array(Domain).default(DEFAULT_ALLOWED_DOMAINS),
   'network.deniedDomains': z.array(Domain).default([]),
   model: z.string().min(1).default('claude-opus-5-5'),
+  models: z.array(z.string().min(1).max(200)).max(20).default(['claude-opus-5-5', 'claude-sonnet-5-5', 'claude-haiku-5-5']).describe("the panel's model picker offers these (and cowork.model)"),
   'agent.maxTokens': z.number().int().min(256).max(128_000).default(16_000),
   'agent.tokenBudget': z.number().int().min(0).default(2_000_000),
   'agent.commandTimeoutSeconds': z.number().int().min(5).max(3600).default(300),
@@ -81,6 +82,7 @@ export const SETTING_SCOPES = {
   apiBaseUrl: { scope: 'application', why: 'every request carries your API key and the whole transcript to this URL' },
   'agent.extraHeaders': { scope: 'application', why: 'sent with your key on every request: gateway credentials, or a header that makes a gateway forward the request elsewhere' },
   model: { scope: 'application', why: 'your key pays for it, and behind a gateway the model name picks the upstream provider that receives the transcript' },
+  models: { scope: 'application', why: 'the models a task may be started with from the panel: as cowork.model, each one is paid by your key and may pick a gateway\'s upstream' },
   // how much of your key a task may spend
   'agent.maxTokens': { scope: 'application', why: 'what one reply may cost on your key' },
   'agent.tokenBudget': { scope: 'application', why: 'the spending cap on your key (0 = none): a workspace could lift it' },
