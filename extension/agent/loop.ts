@@ -9,6 +9,7 @@ import { costUsd } from './cost';
 import { explainApiError } from './errors';
 import { toMessages, toolsWithCache, withCacheBreakpoints } from './messages';
 import { ToolInputError, type AgentTool, type ToolOutcome } from './tools/types';
+import type { PromptImage } from '../protocol/transcript';
 import type { PlanItem, TranscriptEvent, TranscriptStore, Usage } from './transcript';
 
 export type LiveEvent =
@@ -66,8 +67,8 @@ export class AgentLoop {
   }
 
   /** Adds the person's message and runs until the model ends its turn (or something stops it). */
-  async send(userText: string, signal: AbortSignal): Promise<TurnOutcome> {
-    this.record({ type: 'user', text: userText });
+  async send(userText: string, signal: AbortSignal, images?: readonly PromptImage[]): Promise<TurnOutcome> {
+    this.record({ type: 'user', text: userText, ...(images?.length ? { images: [...images] } : {}) });
     this.o.onEvent?.({ type: 'turn_start' });
     try {
       return await this.run(signal);

@@ -5,7 +5,7 @@ import type Anthropic from '@anthropic-ai/sdk';
 import type { TranscriptEvent } from './transcript';
 
 type Param = Anthropic.MessageParam;
-type UserBlock = Anthropic.TextBlockParam | Anthropic.ToolResultBlockParam;
+type UserBlock = Anthropic.TextBlockParam | Anthropic.ImageBlockParam | Anthropic.ToolResultBlockParam;
 
 export function toMessages(events: readonly TranscriptEvent[]): Param[] {
   const out: Param[] = [];
@@ -21,6 +21,8 @@ export function toMessages(events: readonly TranscriptEvent[]): Param[] {
   for (const e of events) {
     switch (e.type) {
       case 'user':
+        // pasted images go before the words about them, as the API's guide suggests
+        for (const image of e.images ?? []) pendingUser.push({ type: 'image', source: { type: 'base64', media_type: image.mediaType, data: image.data } });
         pendingUser.push({ type: 'text', text: e.text });
         break;
       case 'tool_result':

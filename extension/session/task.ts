@@ -1,6 +1,7 @@
 // A task: the person's prompt, its own VM (lease + overlay on its session disk + egress proxy with
 // its own audit log), its transcript, and the agent loop that works on it. vscode-free; the glue
 // passes the API key getter, settings and a logger in.
+import type { PromptImage } from '../protocol/transcript';
 import type { GuestLayerSpec } from '../protocol/vmHost';
 import { EventEmitter } from 'node:events';
 import * as path from 'node:path';
@@ -15,6 +16,7 @@ import { VmHostRequestError } from '../guest/vmHostClient';
 import { ignoreProblems, readJsonState, writeJsonAtomic, type StateReporter } from '../state/stateFiles';
 import { LastScan, type PersistedScan } from './lastScan';
 import type { VmHelper } from './vmHelper';
+import type { WarmVm } from './warmVm';
 import { WorkspaceVm, type Logger } from './workspaceVm';
 
 export type TaskState = 'queued' | 'booting' | 'running' | 'idle' | 'failed' | 'stopped';
@@ -25,6 +27,8 @@ export interface TaskInfo {
   readonly createdAt: number;
   /** fixed when the task is created: switching the setting never turns pending changes into applied ones */
   readonly mode: 'review' | 'direct';
+  /** the model picked when it was created (the panel's picker); follow-ups keep it. Unset: cowork.model */
+  readonly model?: string;
   readonly state: TaskState;
 }
 
@@ -38,6 +42,8 @@ export interface TaskDeps {
   /** the guest layer each VM start boots (consent asked in the glue) and the workspace's cache disk */
   readonly guestLayer?: () => Promise<GuestLayerSpec | undefined>;
   readonly cacheDisk?: string;
+  /** the window's warm VM (cowork.vm.warm), made by the glue; none in tests unless a test is about it */
+  readonly warm?: WarmVm;
   /** a state file that was unreadable (moved aside) or could not be written */
   readonly report?: StateReporter;
 }
@@ -67,7 +73,7 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
     private readonly deps: TaskDeps,
   ) {
     super();
-    this.vm = new WorkspaceVm({ helper: deps.helper, workspace: deps.workspace, storageDir: deps.storageDir, log: deps.log, vmId: `task-${info.id}`, guestLayer: deps.guestLayer, cacheDisk: deps.cacheDisk });
+    this.vm = new WorkspaceVm({ helper: deps.helper, workspace: deps.workspace, storageDir: deps.storageDir, log: deps.log, vmId: `task-${info.id}`, guestLayer: deps.guestLayer, cacheDisk: deps.cacheDisk, warm: deps.warm });
     this.vm.onLost((reason) => this.vmLost(reason));
   }
 
@@ -188,7 +194,7 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
   }
 
   /** Sends a message (the prompt, or a follow-up) and works until the model ends its turn. */
-  async send(text: string): Promise<TurnOutcome> {
+  async send(text: string, images?: readonly PromptImage[]): Promise<TurnOutcome> {
     if (this.running) throw new Error('This task is already running; stop it or wait for it to finish.');
     // the agent is told, in this turn, that its VM is a new one
     if (this.restartNotePending) text = `${RESTART_NOTE}\n\n${text}`;
@@ -199,7 +205,7 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
       const settings = this.deps.settings();
       const key = await this.deps.apiKey();
       if (!key) {
-        this.transcript.append({ type: 'user', text });
+        this.transcript.append({ type: 'user', text, ...(images?.length ? { images: [...images] } : {}) });
         const e = this.transcript.append({ type: 'error', message: 'No Anthropic API key is set.', action: SET_KEY_ACTION });
         this.emit('live', { type: 'transcript', event: e });
         this.setState('failed');
@@ -219,7 +225,7 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
       const [{ default: Anthropic }, { AgentLoop }, { AGENT_TOOLS }] = await Promise.all([import('@anthropic-ai/sdk'), import('../agent/loop'), import('../agent/tools')]);
       const loop = new AgentLoop({
         client: new Anthropic({ apiKey: key, baseURL, maxRetries: 4, defaultHeaders: settings['agent.extraHeaders'] }),
-        model: settings.model,
+        model: this.info.model ?? settings.model,
         maxTokens: settings['agent.maxTokens'],
         tokenBudget: settings['agent.tokenBudget'],
         commandTimeoutMs: settings['agent.commandTimeoutSeconds'] * 1000,
@@ -235,7 +241,7 @@ export class Task extends EventEmitter<{ live: [LiveEvent]; state: [TaskState]; 
         onWrite: () => this.emit('wrote'),
         afterToolCall: (call) => (call.mayWrite ? this.settleWrites() : Promise.resolve()),
       });
-      const outcome = await loop.send(text, ac.signal);
+      const outcome = await loop.send(text, ac.signal, images);
       this.setState(this.vm.lost ? 'failed' : outcome === 'stopped' ? 'stopped' : outcome === 'error' ? 'failed' : 'idle');
       return outcome;
     } catch (err) {

@@ -10,9 +10,11 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import type { TurnOutcome } from '../agent/loop';
 import { ignoreProblems, readJsonState, writeJsonAtomic } from '../state/stateFiles';
+import type { PromptImage } from '../protocol/transcript';
 import { QUEUED_REFUSAL, Task, type TaskDeps, type TaskInfo } from './task';
+import type { WarmVm } from './warmVm';
 
-const Info = z.object({ id: z.string().regex(/^[a-z0-9]{6,32}$/), title: z.string(), createdAt: z.number(), mode: z.enum(['review', 'direct']).default('review') });
+const Info = z.object({ id: z.string().regex(/^[a-z0-9]{6,32}$/), title: z.string(), createdAt: z.number(), mode: z.enum(['review', 'direct']).default('review'), model: z.string().min(1).max(200).optional() });
 const Index = z.array(Info);
 
 /** What a send can end with: the turn's outcome, or refused (a follow-up to a queued task). */
@@ -39,6 +41,7 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
       if (!(await stat(own).catch(() => undefined))) await writeJsonAtomic(own, info, { pretty: true }).catch(() => undefined);
       m.adopt(await Task.open(info, deps));
     }
+    m.warmUp();
     return m;
   }
 
@@ -84,19 +87,20 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
   }
 
   /** Creates a task and starts it (or queues it when cowork.maxParallelTasks are running). */
-  async create(prompt: string): Promise<{ task: Task; done: Promise<SendOutcome> }> {
+  async create(prompt: string, opts: { readonly model?: string; readonly images?: readonly PromptImage[] } = {}): Promise<{ task: Task; done: Promise<SendOutcome> }> {
     const title = prompt.trim().split('\n')[0]!.slice(0, 80) || 'Untitled task';
-    const info = { id: randomBytes(6).toString('hex'), title, createdAt: Date.now(), mode: this.deps.settings()['workspace.mode'] };
+    // the warm VM was booted under the id of the next task: this one (it adopts the VM at its start)
+    const info = { id: this.deps.warm?.claimId() ?? randomBytes(6).toString('hex'), title, createdAt: Date.now(), mode: this.deps.settings()['workspace.mode'], ...(opts.model ? { model: opts.model } : {}) };
     await writeJsonAtomic(path.join(this.tasksDir, info.id, 'task.json'), info, { pretty: true });
     const task = await Task.open(info, this.deps);
     this.adopt(task);
     await this.save();
     this.emit('changed');
-    return { task, done: this.send(task, prompt) };
+    return { task, done: this.send(task, prompt, opts.images) };
   }
 
   /** A follow-up (or the first prompt), respecting the parallel limit. A follow-up to a queued task is refused. */
-  async send(task: Task, text: string): Promise<SendOutcome> {
+  async send(task: Task, text: string, images?: readonly PromptImage[]): Promise<SendOutcome> {
     if (task.isQueued) {
       this.emit('refused', task.info.id, QUEUED_REFUSAL);
       return 'refused';
@@ -109,7 +113,7 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
     }
     // the slot is ours (taken above, or handed over by release())
     try {
-      return await task.send(text);
+      return await task.send(text, images);
     } finally {
       this.release();
       this.emit('changed');
@@ -120,6 +124,32 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
   private release(): void {
     for (let grant = this.waiting.shift(); grant; grant = this.waiting.shift()) if (grant()) return;
     this.active--;
+    this.warmUp();
+  }
+
+  /**
+   * Boots the warm VM (cowork.vm.warm) when no turn is running: at load, and when the last running
+   * turn ends (after a task adopted the previous one). Not during a turn: on a 2-core host without
+   * hardware acceleration a boot takes both cores for seconds, and the agent's commands (or another
+   * task's boot) would wait for it; after a turn the person reads and reviews, and the CPU is idle.
+   */
+  private warmUp(): void {
+    const warm = this.deps.warm;
+    if (!warm || this.active > 0) return;
+    warm.fill().catch((err: unknown) => this.deps.log.warn(`[vm] warm VM: ${String(err)}`));
+  }
+
+  /** The window's warm VM, if the glue made one. */
+  get warm(): WarmVm | undefined {
+    return this.deps.warm;
+  }
+
+  /** The cowork.* settings changed: turning cowork.vm.warm off stops the warm VM, turning it on boots one. */
+  settingsChanged(): void {
+    const warm = this.deps.warm;
+    if (!warm) return;
+    if (this.deps.settings()['vm.warm']) this.warmUp();
+    else warm.discard('cowork.vm.warm was turned off').catch((err: unknown) => this.deps.log.warn(`[vm] warm VM: ${String(err)}`));
   }
 
   /** Allocated bytes of each task's session disk (sparse qcow2: what it really takes). */
@@ -135,6 +165,7 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
     if (!task) throw new Error(`No task ${id}.`);
     if (task.isRunning || task.isQueued) throw new Error(`"${task.info.title}" is running; stop it first.`);
     const freedBytes = (await allocated(task.vm.sessionDisk)) + (await sizeOfTree(task.storageDir));
+    await this.deps.warm?.release(id);
     await task.dispose();
     this.tasks.delete(id);
     await this.save();
@@ -152,7 +183,11 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
    */
   async removeOrphanDisks(): Promise<{ removed: string[]; freedBytes: number }> {
     const dir = path.join(this.deps.storageDir, 'sessions');
+    // Clean Up stops the warm VM too (the next turn's end boots another)
+    await this.deps.warm?.discard('Clean Up');
     const known = new Set([...this.tasks.values()].map((t) => path.basename(t.vm.sessionDisk)));
+    const warmDisk = this.deps.warm?.sessionDiskName;
+    if (warmDisk) known.add(warmDisk);
     const removed: string[] = [];
     let freedBytes = 0;
     for (const name of await readdir(dir).catch(() => [] as string[])) {
@@ -167,11 +202,11 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
 
   /** deactivate: every task's turn aborted, its guest synced and its VM stopped, in parallel. */
   async shutdown(): Promise<void> {
-    await Promise.allSettled([...this.tasks.values()].map((t) => t.shutdown()));
+    await Promise.allSettled([...[...this.tasks.values()].map((t) => t.shutdown()), this.deps.warm?.dispose()]);
   }
 
   async dispose(): Promise<void> {
-    await Promise.allSettled([...this.tasks.values()].map((t) => t.dispose()));
+    await Promise.allSettled([...[...this.tasks.values()].map((t) => t.dispose()), this.deps.warm?.dispose()]);
     this.removeAllListeners();
   }
 }
