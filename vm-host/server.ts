@@ -153,7 +153,7 @@ export class VmHostServer {
             pid: vm.pid,
             ...(vm.pid ? await processStats(vm.pid) : {}),
             sessionDiskBytes: await allocatedBytes(vm.params.sessionDisk),
-            ...(vm.cacheDisk ? { cacheDiskBytes: await allocatedBytes(vm.cacheDisk) } : {}),
+            ...(vm.cacheDisk ? { cacheDisk: vm.cacheDisk, cacheDiskBytes: await allocatedBytes(vm.cacheDisk) } : {}),
           })),
         );
         return { vms };

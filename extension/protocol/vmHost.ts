@@ -89,6 +89,8 @@ export const VmStats = z.object({
   cpuSeconds: z.number().optional(),
   sessionDiskBytes: z.number().optional(),
   cacheDiskBytes: z.number().optional(),
+  /** the package-cache disk this VM holds (a start asking for it while held runs without it) */
+  cacheDisk: z.string().optional(),
 });
 
 /** One prerequisite as `Cowork: Check Setup` and `vm-host.js --doctor` show it. */

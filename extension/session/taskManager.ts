@@ -148,7 +148,13 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
   settingsChanged(): void {
     const warm = this.deps.warm;
     if (!warm) return;
-    if (this.deps.settings()['vm.warm']) this.warmUp();
+    let on: boolean;
+    try {
+      on = this.deps.settings()['vm.warm'];
+    } catch {
+      return; // invalid settings: nothing starts until they are fixed (the glue says so)
+    }
+    if (on) this.warmUp();
     else warm.discard('cowork.vm.warm was turned off').catch((err: unknown) => this.deps.log.warn(`[vm] warm VM: ${String(err)}`));
   }
 

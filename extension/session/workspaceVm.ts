@@ -12,7 +12,9 @@ import type { GuestSandbox } from '../guest/sandbox';
 import type { VmHostClient } from '../guest/vmHostClient';
 import type { VmHelper } from './vmHelper';
 import type { GuestLayerSpec, VmStateName } from '../protocol/vmHost';
-import { vmResources, type Settings } from '../config/settings';
+import type { Settings } from '../config/settings';
+import type { WarmVm } from './warmVm';
+import { vmStartParams } from './vmStartParams';
 
 export interface Logger {
   trace(msg: string): void;
@@ -43,6 +45,8 @@ export interface WorkspaceVmOptions {
   readonly guestLayer?: () => Promise<GuestLayerSpec | undefined>;
   /** this workspace's package-cache disk (session/cacheDisk.ts) */
   readonly cacheDisk?: string;
+  /** the window's warm VM: a task whose id it was booted for adopts it instead of booting */
+  readonly warm?: WarmVm;
 }
 
 export class WorkspaceVm {
@@ -167,16 +171,12 @@ export class WorkspaceVm {
       try {
         const [{ GuestVm }, { GuestSandbox }] = await Promise.all([import('../guest/guestVm'), import('../guest/sandbox')]);
         const guestLayer = await this.opts.guestLayer?.();
-        // GuestVm.start stops the VM itself when SSH or the guest agent cannot be reached
-        const guest = await GuestVm.start(this.helper(), {
-          vmId: this.vmId,
-          workspace: this.opts.workspace,
-          sessionDisk: this.sessionDisk,
-          accelerator: settings['vm.accelerator'],
-          ...vmResources(settings),
-          ...(guestLayer ? { guestLayer } : {}),
-          ...(this.opts.cacheDisk ? { cacheDisk: this.opts.cacheDisk } : {}),
-        });
+        this.opts.warm?.noteLayer(guestLayer);
+        const params = vmStartParams({ vmId: this.vmId, workspace: this.opts.workspace, sessionDisk: this.sessionDisk, cacheDisk: this.opts.cacheDisk }, settings, guestLayer);
+        const helper = this.helper();
+        // the warm VM booted for this task (same id, same session disk), when it fits; else a boot.
+        // GuestVm.start stops the VM itself when SSH or the guest agent cannot be reached.
+        const guest = (await this.opts.warm?.adopt(params)) ?? (await GuestVm.start(helper, params));
         undo.push({ what: 'stop the VM', run: () => guest.stop(0) });
         undo.push({ what: 'close the egress proxy', run: () => this.closeEgress() });
         await this.attachEgress(guest, settings);
