@@ -41,6 +41,27 @@ export const dropAfter = (events: number, ...content: ScriptBlock[]): ScriptTurn
 /** ~4 characters a token, as good an estimate as any for a stand-in. */
 const tokens = (v: unknown): number => Math.ceil(JSON.stringify(v).length / 4);
 
+/**
+ * What the API says about an image block it cannot take (its documented limits: base64 source,
+ * png/jpeg/gif/webp, at most 5 MB of base64, data that decodes as the type it claims), or undefined.
+ */
+function invalidImage(body: RecordedRequest['body']): string | undefined {
+  const SIGNATURE: Record<string, string> = { 'image/png': '89504e47', 'image/jpeg': 'ffd8ff', 'image/gif': '474946', 'image/webp': '52494646' };
+  for (const [i, m] of body.messages.entries()) {
+    if (typeof m.content === 'string') continue;
+    for (const [j, b] of (m.content as { type: string; source?: { type?: string; media_type?: string; data?: string } }[]).entries()) {
+      if (b.type !== 'image') continue;
+      const where = `messages.${i}.content.${j}.image.source`;
+      if (b.source?.type !== 'base64') return `${where}: only base64 sources in this stand-in`;
+      const signature = SIGNATURE[b.source.media_type ?? ''];
+      if (!signature) return `${where}.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'`;
+      if (!b.source.data || b.source.data.length > 5 * 1024 * 1024) return `${where}.base64: image exceeds 5 MB maximum`;
+      if (!Buffer.from(b.source.data.slice(0, 16), 'base64').toString('hex').startsWith(signature)) return `${where}: Image does not match the provided media type ${b.source.media_type}`;
+    }
+  }
+  return undefined;
+}
+
 export class ScriptedModel {
   readonly requests: RecordedRequest[] = [];
   /** per request: when it arrived and when its response was complete (performance.now()) */
@@ -93,6 +114,11 @@ export class ScriptedModel {
     }
     const recorded: RecordedRequest = { path: req.url, headers: req.headers, body: JSON.parse(raw) as RecordedRequest['body'] };
     this.requests.push(recorded);
+    const invalid = invalidImage(recorded.body);
+    if (invalid) {
+      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ type: 'error', error: { type: 'invalid_request_error', message: invalid } }));
+      return;
+    }
     const timing: { arrivedAt: number; finishedAt?: number } = { arrivedAt: performance.now() };
     this.timings.push(timing);
     res.on('finish', () => (timing.finishedAt = performance.now()));
