@@ -7,7 +7,8 @@
 // items that changed and the changes (./view/changesView) only when the host sends new ones, so a
 // 5,000-event task stays smooth. Updates are batched to one per animation frame.
 import { HostToWebview, type BlockedView, type ChangeView, type TaskSummary, type VmStatusView, type VmUsageView, type WebviewToHost } from '../extension/protocol/webview';
-import { button, divider, iconButton, registerComponents, tag, textArea, textField } from './ui';
+import { PromptExtras } from './promptExtras';
+import { button, divider, iconButton, registerComponents, select, tag, textArea, textField } from './ui';
 import { ChangesView, type ChangeActions } from './view/changesView';
 import { age, bytes, el } from './view/dom';
 import { applyEvent, applyTextDelta, applyToolOutput, applyToolSnapshot, applyToolStart, emptyView, type TaskView } from './view/transcriptModel';
@@ -22,6 +23,10 @@ interface PanelState {
   trusted: boolean;
   settingsProblem: string | null;
   scripted: boolean;
+  /** the model picker's choices, the default first */
+  models: string[];
+  /** what the host or the prompt box said about the last action (a refused model or image), newest last */
+  transient: string[];
   tasks: TaskSummary[];
   /** prompts sent before, newest first (from the host) */
   history: string[];
@@ -35,7 +40,7 @@ interface PanelState {
   lastCommand?: { command: string; output: string; exit: string };
 }
 const saved = vscode.getState() as { selected?: string | null } | undefined;
-const state: PanelState = { vm: { state: 'stopped' }, trusted: true, settingsProblem: null, scripted: false, tasks: [], history: [], selected: saved?.selected ?? null, view: emptyView(), taskVm: null, usage: null, changes: [], blocked: [], blockedTotal: 0 };
+const state: PanelState = { vm: { state: 'stopped' }, trusted: true, settingsProblem: null, scripted: false, models: [], transient: [], tasks: [], history: [], selected: saved?.selected ?? null, view: emptyView(), taskVm: null, usage: null, changes: [], blocked: [], blockedTotal: 0 };
 
 const STATE_LABEL: Record<VmStatusView['state'], string> = { stopped: 'stopped', booting: 'booting…', ready: 'ready', stopping: 'stopping…', failed: 'failed' };
 const TASK_LABEL: Record<TaskSummary['state'], string> = { queued: 'queued', booting: 'booting VM', running: 'running', idle: 'waiting for review', failed: 'failed', stopped: 'stopped' };
@@ -46,12 +51,21 @@ registerComponents();
 const app = document.getElementById('app')!;
 const notices = el('div', 'notices');
 const newTask = el('section', 'new-task');
-const prompt = textArea({ placeholder: 'Describe a task for Claude…', id: 'prompt' });
+const prompt = textArea({ placeholder: 'Describe a task for Claude… (@ mentions a file; paste an image; Ctrl+Enter sends)', id: 'prompt' });
+const notify = (message: string): void => {
+  state.transient = [...state.transient.slice(-2), message];
+  scheduleRender();
+};
+const promptExtras = new PromptExtras(prompt, send, notify);
+const modelPicker = select({ id: 'model', label: 'Model for the new task (cowork.models)' });
 const delegate = (): void => {
   const text = prompt.value.trim();
   if (!text) return;
-  send({ type: 'delegate', prompt: text });
+  const images = promptExtras.images;
+  send({ type: 'delegate', prompt: text, ...(modelPicker.value ? { model: modelPicker.value } : {}), ...(images.length ? { images } : {}) });
   prompt.value = '';
+  promptExtras.clear();
+  state.transient = [];
   historyAt = -1;
 };
 prompt.addEventListener('keydown', (e) => (e.ctrlKey || e.metaKey) && e.key === 'Enter' && delegate());
@@ -68,7 +82,11 @@ const walkHistory = (box: HTMLElement & { value: string }, e: KeyboardEvent): vo
   box.value = next === -1 ? '' : state.history[next]!;
 };
 prompt.addEventListener('keydown', (e) => walkHistory(prompt, e));
-newTask.append(prompt, button('Delegate', { icon: 'send', id: 'delegate', onClick: delegate }));
+const attach = iconButton('attach', "Mention the active editor's file or selected lines", () => send({ type: 'attachEditor' }));
+attach.id = 'attach-editor';
+const promptActions = el('div', 'row prompt-actions');
+promptActions.append(modelPicker, attach, button('Delegate', { icon: 'send', id: 'delegate', onClick: delegate }));
+newTask.append(prompt, promptExtras.root, promptActions);
 const taskList = el('ul', 'tasks');
 taskList.setAttribute('aria-label', 'Tasks');
 
@@ -82,16 +100,20 @@ const changes = new ChangesView();
 const transcript = new TranscriptView(() => scheduleRender());
 const followBox = el('div', 'follow-up');
 const follow = textArea({ placeholder: 'Follow up… (Ctrl+Enter to send)', id: 'follow-up', rows: 2 });
+const followExtras = new PromptExtras(follow, send, notify);
 const sendFollowUp = (): void => {
   const text = follow.value.trim();
   if (!text || !state.selected) return;
-  send({ type: 'followUp', taskId: state.selected, text });
+  const images = followExtras.images;
+  send({ type: 'followUp', taskId: state.selected, text, ...(images.length ? { images } : {}) });
   follow.value = '';
+  followExtras.clear();
+  state.transient = [];
   historyAt = -1;
 };
 follow.addEventListener('keydown', (e) => (e.ctrlKey || e.metaKey) && e.key === 'Enter' && sendFollowUp());
 follow.addEventListener('keydown', (e) => walkHistory(follow, e));
-followBox.append(follow, button('Send', { icon: 'send', id: 'send-follow-up', onClick: sendFollowUp }));
+followBox.append(follow, followExtras.root, button('Send', { icon: 'send', id: 'send-follow-up', onClick: sendFollowUp }));
 // The side panel stacks everything; the editor tab (Open Task in Editor) shows one task, wide: the
 // transcript beside the plan, blocked requests and changes (media/panel.css).
 const editorMode = document.body.dataset.mode === 'editor';
@@ -155,10 +177,10 @@ function renderStrip(task: TaskSummary): void {
   if (vm.accelerator) parts.push(tag(vm.accelerator));
   const u = state.usage;
   if (u && vm.state === 'ready') {
-    const bits = [u.cpuPercent !== undefined ? `cpu ${Math.round(u.cpuPercent)}%` : '', u.rssBytes !== undefined ? `mem ${bytes(u.rssBytes)}` : '', u.diskBytes !== undefined ? `disk ${bytes(u.diskBytes)}` : ''].filter(Boolean);
+    const bits = [u.cpuPercent !== undefined ? `cpu ${Math.round(u.cpuPercent)}%` : '', u.rssBytes !== undefined ? `mem ${bytes(u.rssBytes)}${u.warmRssBytes !== undefined ? ` (+${bytes(u.warmRssBytes)} warm VM)` : ''}` : '', u.diskBytes !== undefined ? `disk ${bytes(u.diskBytes)}` : ''].filter(Boolean);
     const usage = el('span', 'muted', bits.join(' · '));
     usage.id = 'task-vm-usage';
-    usage.title = 'CPU (100% = one core), resident memory and session disk of this task\'s VM';
+    usage.title = 'CPU (100% = one core), resident memory and session disk of this task\'s VM; the warm VM (cowork.vm.warm) is the next task\'s, booted ahead';
     parts.push(usage);
   }
   const t = state.view.tokens;
@@ -248,6 +270,16 @@ function render(): void {
   if (state.scripted) notices.append(el('p', 'notice', 'Scripted demo: answers come from a local script, not from a model.'));
   if (!state.trusted) notices.append(el('p', 'notice', 'Cowork runs nothing in an untrusted workspace. Trust this folder to delegate tasks.'));
   if (state.settingsProblem) notices.append(el('p', 'error', `Settings problem: ${state.settingsProblem}`));
+  for (const [i, message] of state.transient.entries()) {
+    const p = el('p', 'notice transient', message);
+    p.append(iconButton('close', 'Dismiss', () => {
+      state.transient.splice(i, 1);
+      scheduleRender();
+    }));
+    notices.append(p);
+  }
+  modelPicker.setOptions(state.models);
+  modelPicker.hidden = state.models.length < 2;
   for (const e of [newTask, taskList, taskView, vmBox, ...dividers]) e.hidden = !state.trusted;
   if (!state.trusted) return;
   // the editor tab is one task's view: no task list, prompt or smoke-test VM
@@ -288,7 +320,7 @@ window.addEventListener('message', (event: MessageEvent) => {
   const msg = parsed.data;
   switch (msg.type) {
     case 'state':
-      Object.assign(state, { vm: msg.vm, trusted: msg.trusted, settingsProblem: msg.settingsProblem, scripted: msg.scripted });
+      Object.assign(state, { vm: msg.vm, trusted: msg.trusted, settingsProblem: msg.settingsProblem, scripted: msg.scripted, models: msg.models });
       break;
     case 'commandResult':
       state.lastCommand = { command: msg.command, output: msg.output, exit: msg.exit };
@@ -329,6 +361,16 @@ window.addEventListener('message', (event: MessageEvent) => {
         state.blockedTotal = msg.total;
       }
       break;
+    case 'fileMatches':
+      promptExtras.onMatches(msg.requestId, msg.paths);
+      followExtras.onMatches(msg.requestId, msg.paths);
+      return;
+    case 'insertPrompt':
+      promptExtras.insert(msg.text);
+      return;
+    case 'notice':
+      notify(msg.message);
+      return;
     case 'live': {
       if (msg.taskId !== state.selected) return;
       const e = msg.event;

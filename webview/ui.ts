@@ -75,3 +75,30 @@ export function tag(text: string): HTMLElement {
 export function divider(): HTMLElement {
   return document.createElement('vscode-divider');
 }
+
+/**
+ * A native <select> drawn with the theme's dropdown colours (media/panel.css). Not the toolkit's
+ * vscode-dropdown: its listbox positions itself with inline styles, which the panel's CSP refuses.
+ */
+export function select(opts: { id: string; label: string }): HTMLSelectElement & { setOptions(values: readonly string[]): void } {
+  const s = document.createElement('select') as HTMLSelectElement & { setOptions(values: readonly string[]): void };
+  s.id = opts.id;
+  s.className = 'native-select';
+  s.setAttribute('aria-label', opts.label);
+  s.title = opts.label;
+  s.setOptions = (values) => {
+    const current = s.value;
+    if (Array.from({ length: s.options.length }, (_, i) => s.options[i]!.value).join('\n') === values.join('\n')) return;
+    s.replaceChildren(
+      ...values.map((v) => {
+        const o = document.createElement('option');
+        o.value = v;
+        o.textContent = v;
+        return o;
+      }),
+    );
+    // keep the person's pick while it is still offered; otherwise the first (the default)
+    s.value = values.includes(current) ? current : (values[0] ?? '');
+  };
+  return s;
+}

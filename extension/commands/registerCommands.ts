@@ -9,6 +9,8 @@ import { Commands, SECRET_API_KEY } from '../ids';
 import type { TaskManager } from '../session/taskManager';
 import type { WorkspaceVm } from '../session/workspaceVm';
 import { readSettings, type EffectiveSettingsReport } from '../workbench/settings';
+import type { PromptImage } from '../protocol/transcript';
+import { withMentionNote } from '../panel/promptInput';
 
 export interface CommandDeps {
   readonly context: vscode.ExtensionContext;
@@ -100,7 +102,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       await deps.context.secrets.store(SECRET_API_KEY, key.trim());
       void vscode.window.showInformationMessage('Cowork: API key saved.');
     }),
-    vscode.commands.registerCommand(Commands.delegateTask, async (given?: string) => {
+    vscode.commands.registerCommand(Commands.delegateTask, async (given?: string, opts?: { model?: string; images?: readonly PromptImage[] }) => {
       if (!vscode.workspace.isTrusted) {
         void vscode.window.showWarningMessage('Cowork runs nothing in an untrusted workspace. Trust this folder (Manage Workspace Trust) to delegate tasks.');
         return undefined;
@@ -126,7 +128,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
           prompt += selection ? `\n\nSelected in /workspace/${rel}:\n\`\`\`\n${selection.slice(0, 20_000)}\n\`\`\`` : `\n\n(The active file is /workspace/${rel}.)`;
         }
       }
-      const { task, done } = await manager.create(prompt);
+      const { task, done } = await manager.create(withMentionNote(prompt), { model: opts?.model, images: opts?.images });
       await deps.revealPanel();
       await deps.showTask(task.info.id);
       void done.then((outcome) => log.info(`[agent] task ${task.info.id} ended its turn: ${outcome}`));

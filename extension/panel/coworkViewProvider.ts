@@ -15,6 +15,7 @@ import type { WorkspaceVm } from '../session/workspaceVm';
 import { readSettings } from '../workbench/settings';
 import { changeFingerprint } from '../changes/changeSet';
 import { generatedFolder } from './generated';
+import { editorMention, findMentionable, offeredModels, refusedModel, withMentionNote } from './promptInput';
 import { allowability, TaskPanelState } from './taskPanelState';
 
 /** LiveEvent as the webview protocol carries it (unknown tool input stays unknown). */
@@ -134,6 +135,7 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
       trusted: vscode.workspace.isTrusted,
       settingsProblem: settings.ok ? null : describeProblems(settings.problems),
       scripted: this.deps.scripted,
+      models: settings.ok ? offeredModels(settings.settings) : [],
     });
   }
 
@@ -220,7 +222,8 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
 
   private async sampleUsage(): Promise<void> {
     for (const taskId of this.shown()) {
-      const task = (await this.deps.tasks())?.get(taskId);
+      const manager = await this.deps.tasks();
+      const task = manager?.get(taskId);
       if (!task || task.vm.current.state !== 'ready') continue;
       try {
         const u = await task.vm.usage();
@@ -230,7 +233,9 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
         let cpuPercent: number | undefined;
         if (u.cpuSeconds !== undefined && last && now > last.at) cpuPercent = Math.max(0, ((u.cpuSeconds - last.seconds) / ((now - last.at) / 1000)) * 100);
         if (u.cpuSeconds !== undefined) this.lastCpu.set(taskId, { seconds: u.cpuSeconds, at: now });
-        this.post({ type: 'vmUsage', taskId, usage: { cpuPercent, rssBytes: u.rssBytes, diskBytes: u.sessionDiskBytes } });
+        // the warm VM holds memory for the next task: counted next to this task's
+        const warmRssBytes = await manager?.warm?.rssBytes().catch(() => undefined);
+        this.post({ type: 'vmUsage', taskId, usage: { cpuPercent, rssBytes: u.rssBytes, diskBytes: u.sessionDiskBytes, ...(warmRssBytes !== undefined ? { warmRssBytes } : {}) } });
       } catch {
         // the VM went away between the check and the sample: the state event says so
       }
@@ -317,9 +322,21 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
       case 'stopVm':
         await vscode.commands.executeCommand(Commands.stopVm);
         return;
-      case 'delegate':
-        await vscode.commands.executeCommand(Commands.delegateTask, msg.prompt);
+      case 'delegate': {
+        const settings = readSettings();
+        const refused = settings.ok ? refusedModel(msg.model, settings.settings) : undefined;
+        if (refused) return void this.postTo(bridge, { type: 'notice', message: refused });
+        await vscode.commands.executeCommand(Commands.delegateTask, msg.prompt, { model: msg.model, images: msg.images });
         return;
+      }
+      case 'findFiles':
+        this.postTo(bridge, { type: 'fileMatches', requestId: msg.requestId, paths: await findMentionable(msg.query).catch(() => []) });
+        return;
+      case 'attachEditor': {
+        const m = editorMention();
+        this.postTo(bridge, 'text' in m ? { type: 'insertPrompt', text: m.text } : { type: 'notice', message: m.notice });
+        return;
+      }
       case 'selectTask':
         await this.show(bridge, msg.taskId);
         return;
@@ -332,7 +349,7 @@ export class CoworkViewProvider implements vscode.WebviewViewProvider, vscode.Di
       case 'followUp': {
         const manager = await this.deps.tasks();
         const task = manager?.get(msg.taskId);
-        if (manager && task && !task.isRunning) void manager.send(task, msg.text);
+        if (manager && task && !task.isRunning) void manager.send(task, withMentionNote(msg.text), msg.images);
         return;
       }
       case 'openDiff':

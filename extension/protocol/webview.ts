@@ -1,8 +1,11 @@
 // The one protocol between the extension host and the side-panel webview. The host validates what
 // the webview sends (it is a web page), and the webview validates what it receives.
 import { z } from 'zod';
-import { TranscriptEvent } from './transcript';
+import { PromptImages, TranscriptEvent } from './transcript';
 import { VmStateName } from './vmHost';
+
+/** at most this many completions for an @mention */
+export const MENTION_MATCHES = 12;
 
 export const VmStatusView = z.object({
   state: VmStateName,
@@ -68,11 +71,12 @@ export const ChangeView = z.object({
 export type ChangeView = z.infer<typeof ChangeView>;
 
 /** What the task's VM uses right now (vm.list, sampled by the host). */
-export const VmUsageView = z.object({ cpuPercent: z.number().nonnegative().optional(), rssBytes: z.number().nonnegative().optional(), diskBytes: z.number().nonnegative().optional(), cpus: z.number().int().positive().optional() });
+export const VmUsageView = z.object({ cpuPercent: z.number().nonnegative().optional(), rssBytes: z.number().nonnegative().optional(), diskBytes: z.number().nonnegative().optional(), warmRssBytes: z.number().nonnegative().optional().describe("the warm VM's resident memory (cowork.vm.warm), shown with the task's"), cpus: z.number().int().positive().optional() });
 export type VmUsageView = z.infer<typeof VmUsageView>;
 
 export const HostToWebview = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('state'), vm: VmStatusView, trusted: z.boolean(), settingsProblem: z.string().nullable(), scripted: z.boolean().default(false) }),
+  /** `models`: what the model picker offers, the default (cowork.model) first */
+  z.object({ type: z.literal('state'), vm: VmStatusView, trusted: z.boolean(), settingsProblem: z.string().nullable(), scripted: z.boolean().default(false), models: z.array(z.string().max(200)).max(21).default([]) }),
   z.object({ type: z.literal('commandResult'), command: z.string(), output: z.string(), exit: z.string() }),
   /** `history`: the prompts and follow-ups sent before, newest first (the prompt box's up arrow) */
   z.object({ type: z.literal('tasks'), tasks: z.array(TaskSummary), selected: z.string().nullable(), history: z.array(z.string().max(100_000)).max(100).default([]) }),
@@ -83,6 +87,12 @@ export const HostToWebview = z.discriminatedUnion('type', [
   z.object({ type: z.literal('blocked'), taskId: z.string(), items: z.array(BlockedView), total: z.number().int().nonnegative() }),
   z.object({ type: z.literal('changes'), taskId: z.string(), files: z.array(ChangeView) }),
   z.object({ type: z.literal('vmUsage'), taskId: z.string(), usage: VmUsageView }),
+  /** workspace paths matching what follows an @ in the prompt (answer to findFiles) */
+  z.object({ type: z.literal('fileMatches'), requestId: z.number().int(), paths: z.array(z.string().max(4096)).max(MENTION_MATCHES) }),
+  /** text for the prompt box: the active editor's file or selection as an @mention (answer to attachEditor) */
+  z.object({ type: z.literal('insertPrompt'), text: z.string().max(4096) }),
+  /** a notice the panel shows in its notices area (e.g. why an attachment was not added) */
+  z.object({ type: z.literal('notice'), message: z.string().max(4000) }),
 ]);
 export type HostToWebview = z.infer<typeof HostToWebview>;
 
@@ -92,11 +102,16 @@ export const WebviewToHost = z.discriminatedUnion('type', [
   z.object({ type: z.literal('invalidMessage'), error: z.string().max(2000) }),
   z.object({ type: z.literal('startVm') }),
   z.object({ type: z.literal('stopVm') }),
-  z.object({ type: z.literal('delegate'), prompt: z.string().min(1).max(100_000) }),
+  /** `model`: from the picker (the host checks it is one it offered); `images`: pasted into the prompt */
+  z.object({ type: z.literal('delegate'), prompt: z.string().min(1).max(100_000), model: z.string().min(1).max(200).optional(), images: PromptImages.optional() }),
   z.object({ type: z.literal('runCommand'), command: z.string().min(1).max(10_000) }),
   z.object({ type: z.literal('selectTask'), taskId: z.string() }),
   z.object({ type: z.literal('stopTask'), taskId: z.string() }),
-  z.object({ type: z.literal('followUp'), taskId: z.string(), text: z.string().min(1).max(100_000) }),
+  z.object({ type: z.literal('followUp'), taskId: z.string(), text: z.string().min(1).max(100_000), images: PromptImages.optional() }),
+  /** completion for an @mention: workspace files whose path contains `query` */
+  z.object({ type: z.literal('findFiles'), requestId: z.number().int(), query: z.string().max(200) }),
+  /** the paperclip: mention the active editor's file (or its selected lines) in the prompt */
+  z.object({ type: z.literal('attachEditor') }),
   z.object({ type: z.literal('openDiff'), taskId: z.string(), path: z.string().min(1).max(8192) }),
   z.object({ type: z.literal('acceptFile'), taskId: z.string(), path: z.string().min(1).max(8192), sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(), fingerprint: z.string().max(4096).optional() }),
   z.object({ type: z.literal('discardFile'), taskId: z.string(), path: z.string().min(1).max(8192) }),

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import type { HostToWebview } from '../../extension/protocol/webview';
+import { WebviewToHost, type HostToWebview } from '../../extension/protocol/webview';
 import { ROOT, waitForInputValue } from './harness';
 
 let server: http.Server;
@@ -65,7 +65,7 @@ after(async () => {
 
 const vm = { state: 'ready' as const, accelerator: 'tcg' };
 const messages: HostToWebview[] = [
-  { type: 'state', vm: { state: 'stopped' }, trusted: true, settingsProblem: null, scripted: false },
+  { type: 'state', vm: { state: 'stopped' }, trusted: true, settingsProblem: null, scripted: false, models: ['claude-opus-5-5', 'claude-sonnet-5-5', 'claude-haiku-5-5'] },
   { type: 'tasks', tasks: [{ id: 't1', title: 'Make a note and a link', createdAt: Date.now(), state: 'running', changes: 3, mode: 'review' }], selected: 't1', history: ['Make a note and a link'] },
   {
     type: 'transcript',
@@ -147,4 +147,72 @@ describe('the panel page from the host snapshot alone', { timeout: 180_000 }, ()
     assert.deepEqual(errors, [], `console errors (CSP among them): ${errors.join('\n')}`);
     await p.close();
   });
+
+  it('the prompt box: model picker, @mention completion, a pasted image, the paperclip, and Ctrl+Enter sends them all', { timeout: 60_000 }, async () => {
+    const { p, errors } = await open('side');
+    const sent = async (): Promise<WebviewToHost[]> => p.evaluate(() => (window as unknown as { sent: WebviewToHost[] }).sent);
+    const picker = p.locator('select#model');
+    await picker.waitFor({ timeout: 10_000 });
+    assert.deepEqual(await picker.locator('option').allTextContents(), ['claude-opus-5-5', 'claude-sonnet-5-5', 'claude-haiku-5-5']);
+    assert.equal(await picker.inputValue(), 'claude-opus-5-5', 'cowork.model is preselected');
+    await picker.selectOption('claude-haiku-5-5');
+    // @ completion: the page asks the host, shows its answer, and Enter takes the highlighted path
+    const box = p.locator('#prompt textarea');
+    await box.fill('');
+    await box.pressSequentially('Look at @sr');
+    const ask = await waitForSent(p, (m) => m.type === 'findFiles' && m.query === 'sr', 'a findFiles request for "sr"');
+    assert.equal(ask.type, 'findFiles');
+    await p.evaluate((m) => window.postMessage(m, '*'), { type: 'fileMatches', requestId: ask.type === 'findFiles' ? ask.requestId : -1, paths: ['src/a.ts', 'src/b.ts'] } satisfies HostToWebview);
+    await p.locator('.mention-match', { hasText: 'src/b.ts' }).waitFor({ timeout: 5_000 });
+    await box.press('ArrowDown');
+    await box.press('Enter');
+    await waitForInputValue(box, 'Look at @src/b.ts ', 'Enter in the completion list inserts the path');
+    assert.equal(await p.locator('.mention-match').count(), 0, 'the list closes');
+    // the paperclip asks the host, which answers with the mention to insert
+    await p.locator('#attach-editor').click();
+    await waitForSent(p, (m) => m.type === 'attachEditor', 'an attachEditor request');
+    await p.evaluate((m) => window.postMessage(m, '*'), { type: 'insertPrompt', text: '@README.md:3-9 ' } satisfies HostToWebview);
+    await waitForInputValue(box, 'Look at @src/b.ts @README.md:3-9 ', 'the paperclip\'s mention is inserted at the caret');
+    // paste: a PNG becomes a chip; an SVG is refused in words
+    const paste = (name: string, type: string, b64: string): Promise<void> =>
+      p.evaluate(
+        ([n, t, d]) => {
+          const dt = new DataTransfer();
+          dt.items.add(new File([Uint8Array.from(atob(d!), (c) => c.charCodeAt(0))], n!, { type: t! }));
+          document.querySelector('#prompt')!.shadowRoot!.querySelector('textarea')!.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, composed: true, cancelable: true }));
+        },
+        [name, type, b64],
+      );
+    await paste('pixel.png', 'image/png', PNG);
+    await p.locator('.image-chip img.thumb').waitFor({ timeout: 5_000 });
+    await paste('logo.svg', 'image/svg+xml', Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>').toString('base64'));
+    await p.locator('.notice.transient', { hasText: 'Only PNG, JPEG, GIF and WebP images' }).waitFor({ timeout: 5_000 });
+    assert.equal(await p.locator('.image-chip').count(), 1);
+    await box.press('Control+Enter');
+    const delegate = await waitForSent(p, (m) => m.type === 'delegate', 'the delegate message');
+    assert.deepEqual(delegate, { type: 'delegate', prompt: 'Look at @src/b.ts @README.md:3-9', model: 'claude-haiku-5-5', images: [{ mediaType: 'image/png', data: PNG }] });
+    await waitForInputValue(box, '', 'the box empties after sending');
+    assert.equal(await p.locator('.image-chip').count(), 0, 'the images went with the message');
+    // a notice from the host (e.g. a model the host refuses) is shown whole
+    await p.evaluate((m) => window.postMessage(m, '*'), { type: 'notice', message: 'Cowork: "x" is not one of your models (cowork.model, cowork.models); no task was started.' } satisfies HostToWebview);
+    await p.locator('.notice.transient', { hasText: 'no task was started' }).waitFor({ timeout: 5_000 });
+    assert.ok((await sent()).every((m) => WebviewToHost.safeParse(m).success), 'everything the page sent passes the host\'s schema');
+    assert.deepEqual(errors, [], `console errors (CSP among them): ${errors.join('\n')}`);
+    await p.close();
+  });
 });
+
+// a 1×1 PNG
+const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
+
+/** The first message the page sent that matches, waiting for it with a deadline that names it. */
+async function waitForSent(p: Page, match: (m: WebviewToHost) => boolean, what: string, timeoutMs = 5_000): Promise<WebviewToHost> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const all = await p.evaluate(() => (window as unknown as { sent: WebviewToHost[] }).sent);
+    const found = all.find(match);
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`waited ${timeoutMs} ms for ${what}; the page sent: ${all.map((m) => m.type).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

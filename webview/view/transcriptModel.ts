@@ -1,6 +1,6 @@
 // Folds a task's transcript events and live deltas into what the panel shows: turns of text, tool
 // cards with their results, the plan, errors, totals. Pure (no DOM) so it is unit-tested.
-import type { TranscriptEvent } from '../../extension/protocol/transcript';
+import type { PromptImage, TranscriptEvent } from '../../extension/protocol/transcript';
 import { LIVE_MAX_CHARS } from '../../extension/agent/tools/output';
 import { appendOutput, emptyOutput, outputText, type Stream, type StreamedOutput } from '../../extension/panel/liveOutput';
 
@@ -17,7 +17,7 @@ export interface ToolCard {
 }
 
 export type Item =
-  | { readonly kind: 'user'; readonly text: string }
+  | { readonly kind: 'user'; readonly text: string; readonly images?: readonly PromptImage[] }
   | { kind: 'assistant'; text: string; live: boolean }
   | { readonly kind: 'tool'; readonly card: ToolCard }
   | { readonly kind: 'error'; readonly message: string; readonly action?: string }
@@ -55,7 +55,7 @@ function dropLiveText(view: TaskView): void {
 export function applyEvent(view: TaskView, e: TranscriptEvent): void {
   switch (e.type) {
     case 'user':
-      view.items.push({ kind: 'user', text: e.text });
+      view.items.push(e.images?.length ? { kind: 'user', text: e.text, images: e.images } : { kind: 'user', text: e.text });
       return;
     case 'assistant': {
       dropLiveText(view);

@@ -87,8 +87,16 @@ export class TranscriptView {
 
   private renderItem(item: Item): HTMLElement {
     switch (item.kind) {
-      case 'user':
-        return el('div', 'msg user', item.text);
+      case 'user': {
+        const d = el('div', 'msg user', item.text);
+        for (const [i, img] of (item.images ?? []).entries()) {
+          const thumb = el('img', 'thumb');
+          thumb.src = `data:${img.mediaType};base64,${img.data}`;
+          thumb.alt = `Image ${i + 1} sent with this message`;
+          d.append(el('br'), thumb);
+        }
+        return d;
+      }
       case 'assistant': {
         const d = el('div', 'md msg assistant');
         d.innerHTML = renderMarkdown(item.text); // no raw HTML, only http(s)/mailto links (./markdown)
