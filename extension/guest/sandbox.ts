@@ -1,14 +1,14 @@
-// Every command the agent runs goes through here: bubblewrap as the task's unprivileged sandbox
-// user, its own namespaces (no network but the egress proxy), a read-only root, only /workspace and
-// a private tmp writable, the seccomp filter built into the image, and cgroup limits. There is no
-// other way for the model to run a command, and nothing here can be switched off by the model.
+// Every command the agent runs goes through here: into the task's one sandbox (bubblewrap as the
+// task's unprivileged sandbox user, its own namespaces with no network but the egress proxy, a
+// read-only root, only /workspace and a private tmp writable, the seccomp filter built into the
+// image), each command in its own session and cgroup with its limits. There is no other way for
+// the model to run a command, and nothing here can be switched off by the model.
 import { posix } from 'node:path';
 import type { CgroupLimits, SandboxRef } from './agentProtocol';
 import type { ExecOptions, ExecResult } from './guestAgent';
 import type { GuestVm } from './guestVm';
 
 export const SECCOMP_FILTER = '/usr/local/lib/cowork/seccomp.bpf';
-export const SANDBOX_ENTRY = '/usr/local/lib/cowork/sandbox-entry';
 export const SECCOMP_FD = 10;
 /** The task's executor inside its sandbox (pid 1 there), and its socket to the guest agent. */
 export const SANDBOX_EXEC = '/usr/local/lib/cowork/sandbox-exec';
@@ -66,24 +66,15 @@ export function sandboxEnv(spec: SandboxSpec): Record<string, string> {
   };
 }
 
-/** bwrap argv for one command (pure: tested without a VM). */
-export function sandboxArgv(spec: SandboxSpec, command: readonly string[], cwd = '/workspace'): string[] {
-  return bwrapArgv(spec, [SANDBOX_ENTRY, ...command], cwd, []);
-}
-
 /**
- * bwrap argv of the task's one sandbox (pure): the same walls as sandboxArgv, with sandbox-exec as
- * its pid 1 (--as-pid-1: nothing inside can signal it), which starts each command handed to it
- * over the socket at CONTROL_FD, each in its own session and cgroup.
+ * bwrap argv of the task's one sandbox (pure: tested without a VM), with sandbox-exec as its pid 1
+ * (--as-pid-1: nothing inside can signal it), which starts each command handed to it over the
+ * socket at CONTROL_FD, each in its own session and cgroup.
  */
 export function taskSandboxArgv(spec: SandboxSpec): string[] {
-  return bwrapArgv(spec, [SANDBOX_EXEC, String(CONTROL_FD)], '/workspace', ['--as-pid-1']);
-}
-
-function bwrapArgv(spec: SandboxSpec, command: readonly string[], cwd: string, extra: readonly string[]): string[] {
   const argv = [
     'bwrap',
-    ...extra,
+    '--as-pid-1',
     '--unshare-all',
     '--unshare-user',
     '--disable-userns',
@@ -108,11 +99,11 @@ function bwrapArgv(spec: SandboxSpec, command: readonly string[], cwd: string, e
     '--bind', '/workspace', '/workspace',
     '--bind', '/cache', '/cache',
     '--remount-ro', '/',
-    '--chdir', cwd,
+    '--chdir', '/workspace',
     '--clearenv',
   ];
   for (const [k, v] of Object.entries(sandboxEnv(spec))) argv.push('--setenv', k, v);
-  argv.push('--seccomp', String(SECCOMP_FD), '--', ...command);
+  argv.push('--seccomp', String(SECCOMP_FD), '--', SANDBOX_EXEC, String(CONTROL_FD));
   return argv;
 }
 
@@ -154,8 +145,10 @@ export class GuestSandbox {
 
   /** The sandbox as the guest agent starts it (sent with every command; used when it is not running). */
   get ref(): SandboxRef {
-    return { key: this.key, argv: taskSandboxArgv(this.spec), user: { uid: this.spec.uid, gid: this.spec.uid }, fds: { [String(SECCOMP_FD)]: SECCOMP_FILTER }, controlFd: CONTROL_FD, pidsMax: SANDBOX_LIMITS.sandboxPidsMax };
+    this.refValue ??= { key: this.key, argv: taskSandboxArgv(this.spec), user: { uid: this.spec.uid, gid: this.spec.uid }, fds: { [String(SECCOMP_FD)]: SECCOMP_FILTER }, controlFd: CONTROL_FD, pidsMax: SANDBOX_LIMITS.sandboxPidsMax };
+    return this.refValue;
   }
+  private refValue: SandboxRef | undefined;
 
   /** Kills the sandbox with everything still running in it (the task's Stop); the next command starts a new one. */
   stop(): Promise<void> {
@@ -172,13 +165,8 @@ export class GuestSandbox {
     if (cwd !== '/workspace' && !cwd.startsWith('/workspace/') && cwd !== '/tmp' && !cwd.startsWith('/tmp/')) {
       return Promise.reject(new Error(`The working directory must be under /workspace or /tmp, not ${cwd}`));
     }
-    return this.vm.exec(sandboxArgv(this.spec, argv, cwd), {
-      ...opts,
-      cwd: '/',
-      env: { PATH: '/usr/bin:/bin' },
-      user: { uid: this.spec.uid, gid: this.spec.uid },
-      fds: { [String(SECCOMP_FD)]: SECCOMP_FILTER },
-      cgroup: sandboxLimits(this.spec),
-    });
+    // Handed to the executor of the task's sandbox (started by the agent on the first command):
+    // argv, cwd and env are the command's inside it; the agent makes its own cgroup with these limits.
+    return this.vm.exec(argv, { ...opts, cwd, env: {}, cgroup: sandboxLimits(this.spec), sandbox: this.ref });
   }
 }

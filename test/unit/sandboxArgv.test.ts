@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { sandboxArgv, sandboxEnv, sandboxLimits, taskSandboxArgv } from '../../extension/guest/sandbox';
+import { sandboxEnv, sandboxLimits, taskSandboxArgv } from '../../extension/guest/sandbox';
 
 const spec = { user: 'cw-1234abcd', uid: 12345, cpus: 2, memoryMiB: 2048 };
 
-describe('sandbox argv', () => {
-  const argv = sandboxArgv(spec, ['/bin/bash', '-c', 'echo hi']);
+describe("the task's sandbox argv", () => {
+  const argv = taskSandboxArgv(spec);
   const pairs = (flag: string): string[][] => argv.flatMap((a, i) => (a === flag ? [[argv[i + 1]!, argv[i + 2]!]] : []));
 
   it('unshares every namespace, forbids nested user namespaces and dies with its parent', () => {
@@ -21,9 +21,11 @@ describe('sandbox argv', () => {
     assert.ok(!argv.some((a) => a.startsWith('/mnt/host') || a === '/root' || a === '/session/upper'), 'no host share, root home or overlay internals');
   });
 
-  it('applies the seccomp filter and ends with the entry wrapper and the command', () => {
+  it('applies the seccomp filter and runs the executor as its pid 1 with the number of its control descriptor, never a command', () => {
     assert.equal(argv[argv.indexOf('--seccomp') + 1], '10');
-    assert.deepEqual(argv.slice(argv.indexOf('--') + 1), ['/usr/local/lib/cowork/sandbox-entry', '/bin/bash', '-c', 'echo hi']);
+    assert.ok(argv.includes('--as-pid-1'), 'nothing inside can signal the executor');
+    assert.deepEqual(argv.slice(argv.indexOf('--') + 1), ['/usr/local/lib/cowork/sandbox-exec', '11']);
+    assert.equal(argv[argv.indexOf('--chdir') + 1], '/workspace');
   });
 
   it('gives the command a clean environment whose only way out is the proxy', () => {
@@ -40,23 +42,5 @@ describe('sandbox argv', () => {
     assert.equal(l.cpuMax, '180000 100000');
     assert.equal(l.pidsMax, 1024);
     assert.notEqual(sandboxLimits(spec).name, l.name, 'each command has its own cgroup');
-  });
-});
-
-describe("the task's sandbox argv", () => {
-  const task = taskSandboxArgv(spec);
-  const perCommand = sandboxArgv(spec, ['/bin/true']);
-
-  it('has exactly the walls of the per-command sandbox, with the executor as its pid 1', () => {
-    const walls = (a: string[]): string[] => a.slice(0, a.indexOf('--')).filter((x) => x !== '--as-pid-1');
-    assert.deepEqual(walls(task), walls(perCommand));
-    assert.ok(task.includes('--as-pid-1'), 'nothing inside can signal the executor');
-    for (const f of ['--unshare-all', '--disable-userns', '--die-with-parent', '--new-session', '--clearenv']) assert.ok(task.includes(f), f);
-    assert.equal(task[task.indexOf('--seccomp') + 1], '10');
-  });
-
-  it('ends with the executor and the number of its control descriptor, never a command', () => {
-    assert.deepEqual(task.slice(task.indexOf('--') + 1), ['/usr/local/lib/cowork/sandbox-exec', '11']);
-    assert.equal(task[task.indexOf('--chdir') + 1], '/workspace');
   });
 });

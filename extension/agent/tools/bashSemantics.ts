@@ -5,5 +5,5 @@
  */
 export const BASH_SEMANTICS =
   'Each `bash` call is a new shell: the working directory and exported variables carry over, shell functions and aliases do not. ' +
-  'Everything a call starts, background processes (`cmd &`) included, ends when the call ends. ' +
+  'A background job started plainly (`cmd &`) ends when the call ends; one started with `nohup` or `setsid` (e.g. a dev server: `nohup npm run dev > /tmp/dev.log 2>&1 &`) keeps running for later calls until the task is stopped. ' +
   'A call that times out or is stopped is killed with everything it started.';

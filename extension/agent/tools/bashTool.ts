@@ -1,7 +1,9 @@
 // Anthropic's bash tool, run in the task's sandbox. The model expects one persistent shell; each
-// command here runs in a fresh sandbox, so the shell's state that matters (working directory and
-// exported variables) is saved after each command in the task's private tmp and restored before
-// the next. `restart` forgets it.
+// command here is a new shell in the task's one sandbox, so the shell's state that matters
+// (working directory and exported variables) is saved after each command in the task's private tmp
+// and restored before the next. `restart` forgets it. What a call left running with nohup or setsid
+// (a dev server) lives on in the sandbox for later calls, until the person stops the task (below)
+// or its VM stops.
 import { StringDecoder } from 'node:string_decoder';
 import { z } from 'zod';
 import { describeStream, MAX_TOOL_OUTPUT_CHARS } from './output';
@@ -21,6 +23,18 @@ export function wrapCommand(command: string): string {
   ].join('\n');
 }
 
+const hooked = new WeakSet<AbortSignal>();
+/**
+ * The person's Stop (the turn's abort) ends the task's sandbox with everything the agent left
+ * running in it, not only the call that runs now; a turn that ends normally keeps it for the next.
+ */
+function stopSandboxWithTurn(ctx: ToolContext): void {
+  if (hooked.has(ctx.signal)) return;
+  hooked.add(ctx.signal);
+  const { sandbox } = ctx;
+  ctx.signal.addEventListener('abort', () => void sandbox.stop().catch(() => undefined), { once: true });
+}
+
 export const bashTool: AgentTool = {
   name: 'bash',
   definition: { type: 'bash_20250124', name: 'bash' },
@@ -32,6 +46,7 @@ export const bashTool: AgentTool = {
       await ctx.sandbox.run(`rm -rf ${STATE}`, { signal: ctx.signal, timeoutMs: 30_000 });
       return { content: 'The shell was restarted (working directory and exported variables reset).', isError: false };
     }
+    stopSandboxWithTurn(ctx);
     const command = parsed.data.command ?? '';
     // a character split across two chunks of output is shown whole, not as two replacement marks
     const out = new StringDecoder('utf8');
