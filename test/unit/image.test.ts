@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, readFile, rm, writeFile, cp } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rm, writeFile, cp } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
+import { markInUse, pruneOtherLayers } from '../../vm-host/image/builder';
 import { extractVmlinux } from '../../vm-host/image/kernel';
 import { resolveModules } from '../../vm-host/image/modules';
 import { loadRecipe } from '../../vm-host/image/recipe';
@@ -76,5 +77,30 @@ describe('host tools', () => {
       requireTools([{ command: 'no-such-tool-a', aptPackage: 'pkg-a', purpose: 'do a' }, { command: 'sh', aptPackage: 'dash', purpose: 'x' }, { command: 'no-such-tool-b', aptPackage: 'pkg-b', purpose: 'do b' }]),
       /no-such-tool-a \(to do a\), no-such-tool-b \(to do b\).*sudo apt-get install pkg-a pkg-b/,
     );
+  });
+});
+
+describe('pruning outdated layers', () => {
+  it('keeps a layer another live helper uses, removes one whose users are gone, never touches the kept ones', async () => {
+    const images = path.join(tmp, 'images-prune');
+    const layer = (name: string, users: number[]): Promise<void> =>
+      mkdir(path.join(images, name, 'users'), { recursive: true }).then(() => Promise.all(users.map((u) => writeFile(path.join(images, name, 'users', String(u)), '')))).then(() => undefined);
+    await layer('amd64-base-new', []);
+    await layer('amd64-boot-new', []);
+    await layer('amd64-boot-old-in-use', [4242]);
+    await layer('amd64-boot-old-dead-user', [4343]);
+    await layer('amd64-base-old', []);
+    await layer('arm64-boot-other-arch', []);
+    const alive = (pid: number): boolean => pid === 4242;
+    const removed = await pruneOtherLayers(images, 'amd64', [path.join(images, 'amd64-base-new'), path.join(images, 'amd64-boot-new')], undefined, alive);
+    assert.deepEqual(removed.sort(), ['amd64-base-old', 'amd64-boot-old-dead-user']);
+    const left = (await readdir(images)).sort();
+    assert.deepEqual(left, ['amd64-base-new', 'amd64-boot-new', 'amd64-boot-old-in-use', 'arm64-boot-other-arch']);
+  });
+
+  it('marks the layers this process uses, so a build elsewhere keeps them', async () => {
+    const dir = path.join(tmp, 'images-mark', 'amd64-boot-x');
+    await markInUse([dir]);
+    assert.deepEqual(await readdir(path.join(dir, 'users')), [String(process.pid)]);
   });
 });

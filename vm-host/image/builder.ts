@@ -11,7 +11,7 @@
 // build (their builder process is gone) are pruned when the next build starts.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, rmSync } from 'node:fs';
 import { cp, mkdir, readFile, readdir, rename, rm, stat, writeFile, copyFile, chmod } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -107,6 +107,7 @@ export async function ensureImage(opts: EnsureImageOptions): Promise<GuestImage>
     if (!boot) throw new VmHostError('image-build-failed', `The guest initramfs built in ${bootDir} does not verify; see the log.`);
     built = true;
   }
+  await markInUse([baseDir, bootDir]);
   if (built) await pruneOtherLayers(imagesDir, opts.arch, [baseDir, bootDir], opts.onLog);
   progress({ phase: 'done', message: 'Guest image ready', fraction: 1 });
   return {
@@ -204,16 +205,48 @@ export async function hasMountInside(dir: string): Promise<boolean> {
   }
 }
 
-/** After a build, layers of older recipes only take disk space: remove them. */
-async function pruneOtherLayers(imagesDir: string, arch: string, keep: string[], log?: (line: string) => void): Promise<void> {
+/**
+ * Layers a running helper uses are marked `<layer>/users/<pid>`: another helper's build (another
+ * window still on the previous version of the extension, during an update) must not delete the
+ * kernel, initramfs or root of VMs that window has yet to boot. Markers of dead processes count
+ * for nothing; this process's are removed when it exits.
+ */
+const marked = new Set<string>();
+export async function markInUse(dirs: readonly string[]): Promise<void> {
+  for (const dir of dirs) {
+    const marker = path.join(dir, 'users', String(process.pid));
+    if (marked.has(marker)) continue;
+    await mkdir(path.dirname(marker), { recursive: true });
+    await writeFile(marker, '');
+    if (marked.size === 0) process.once('exit', () => marked.forEach((m) => rmSync(m, { force: true })));
+    marked.add(marker);
+  }
+}
+
+/** The live processes that marked a layer as in use (markInUse). */
+async function usersOf(dir: string, isAlive: (pid: number) => boolean): Promise<number[]> {
+  const names = await readdir(path.join(dir, 'users')).catch(() => [] as string[]);
+  return names.map(Number).filter((pid) => Number.isInteger(pid) && pid > 0 && isAlive(pid));
+}
+
+/** After a build, layers of older recipes only take disk space: remove those no running helper uses. */
+export async function pruneOtherLayers(imagesDir: string, arch: string, keep: string[], log?: (line: string) => void, isAlive: (pid: number) => boolean = pidAlive): Promise<string[]> {
+  const removed: string[] = [];
   for (const name of await readdir(imagesDir)) {
     const full = path.join(imagesDir, name);
     if (!name.startsWith(`${arch}-`) || keep.includes(full) || name.includes('.tmp-')) continue;
     // derived layers (guestLayer.ts) of the base that is kept stay: only another base's are outdated
     if (keep.some((k) => name.startsWith(`${arch}-layer-${path.basename(k).slice(`${arch}-base-`.length)}-`))) continue;
+    const users = await usersOf(full, isAlive);
+    if (users.length > 0) {
+      log?.(`[image] keeping the outdated layer ${name}: in use by process ${users.join(', ')} (another window); removed by a later build`);
+      continue;
+    }
     log?.(`[image] removing the outdated layer ${name}`);
     await rm(full, { recursive: true, force: true });
+    removed.push(name);
   }
+  return removed;
 }
 
 /** Returns the manifest when every file it lists is present with the recorded size and hash. */

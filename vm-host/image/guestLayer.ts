@@ -22,7 +22,7 @@ import { pipeline } from 'node:stream/promises';
 import { GuestLayerSpec } from '../../extension/protocol/vmHost';
 import { VmHostError } from '../errors';
 import { IMAGE_BUILD_TOOLS, requireTools } from '../hostTools';
-import { hasMountInside, MMDEBSTRAP_TRIM, publish, readValidManifest, runPipeline, sha256File, tar2sqfsArgs, writeManifest, type EnsureImageOptions, type GuestImage, type ImageProgress } from './builder';
+import { hasMountInside, markInUse, MMDEBSTRAP_TRIM, publish, readValidManifest, runPipeline, sha256File, tar2sqfsArgs, writeManifest, type EnsureImageOptions, type GuestImage, type ImageProgress } from './builder';
 import { loadRecipe } from './recipe';
 
 /** Bump when the layer build produces something else from the same spec. */
@@ -70,9 +70,13 @@ export async function ensureGuestLayer(opts: EnsureLayerOptions): Promise<GuestL
   const key = await layerKey(baseKey, spec, opts.sources.imageDir);
   const dir = path.join(opts.cacheDir, 'images', `${opts.base.arch}-layer-${baseKey}-${key}`);
   const rootfs = path.join(dir, 'rootfs.squashfs');
-  if (await readValidManifest(dir, opts.onLog)) return { key, rootfs, built: false };
+  if (await readValidManifest(dir, opts.onLog)) {
+    await markInUse([dir]);
+    return { key, rootfs, built: false };
+  }
   await buildLayer(spec, key, dir, opts);
   if (!(await readValidManifest(dir, opts.onLog))) throw new VmHostError('image-build-failed', `The guest layer built in ${dir} does not verify; see the log.`);
+  await markInUse([dir]);
   return { key, rootfs, built: true };
 }
 
