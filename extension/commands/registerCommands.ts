@@ -10,7 +10,7 @@ import type { TaskManager } from '../session/taskManager';
 import type { WorkspaceVm } from '../session/workspaceVm';
 import { readSettings, type EffectiveSettingsReport } from '../workbench/settings';
 import type { PromptImage } from '../protocol/transcript';
-import { withMentionNote } from '../panel/promptInput';
+import { refusedModel, withMentionNote } from '../panel/promptInput';
 
 export interface CommandDeps {
   readonly context: vscode.ExtensionContext;
@@ -115,6 +115,12 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       const manager = await deps.tasks();
       if (!manager) {
         void vscode.window.showWarningMessage('Cowork needs an open folder: open one and try again.');
+        return undefined;
+      }
+      // the panel's picker offers only these; another caller of the command is held to the same list
+      const refused = refusedModel(opts?.model, settings.settings);
+      if (refused) {
+        void vscode.window.showErrorMessage(refused);
         return undefined;
       }
       let prompt = typeof given === 'string' ? given : undefined;

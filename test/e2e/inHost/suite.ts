@@ -10,6 +10,9 @@ import type { CoworkApi } from '../../../extension/extension';
 import type { EffectiveSettingsReport } from '../../../extension/workbench/settings';
 import { say, ScriptedModel, text, toolUse } from '../../support/scriptedModel';
 
+// a 1×1 PNG, pasted as the panel would send it
+const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
+
 export function registerSuite(): void {
   if (process.env.COWORK_EXPECT_UNTRUSTED === '1') return registerUntrusted();
   let api: CoworkApi;
@@ -50,12 +53,22 @@ export function registerSuite(): void {
         say(toolUse('bash', { command: 'echo note > NOTES.md' })),
         say(text('Done.')),
       );
-      const id = await vscode.commands.executeCommand<string>('cowork.delegateTask', 'Change the greeting and add notes');
+      // as the panel sends it: a model from the picker, a pasted image, an @mention
+      assert.equal(await vscode.commands.executeCommand<string>('cowork.delegateTask', 'Change it', { model: 'gpt-x' }), undefined, 'a model not in cowork.models starts no task');
+      const asked = model.requests.length;
+      const id = await vscode.commands.executeCommand<string>('cowork.delegateTask', 'Change the greeting in @slugify.py and add notes', { model: 'claude-haiku-5-5', images: [{ mediaType: 'image/png', data: PNG }] });
       assert.ok(id, 'a task was created');
       const tasks = (await api.tasks())!;
       const task = tasks.get(id)!;
       await waitFor(() => task.state === 'idle' || task.state === 'failed', 240_000, 'the task to end its turn');
       assert.equal(task.state, 'idle', JSON.stringify(task.transcript.all.filter((e) => e.type === 'error')));
+      const first = model.requests[asked]!.body;
+      assert.equal(first.model, 'claude-haiku-5-5', 'the picked model, not cowork.model');
+      const blocks = first.messages[0]!.content as { type: string; text?: string; source?: { data: string } }[];
+      assert.deepEqual(blocks.map((b) => b.type), ['image', 'text']);
+      assert.equal(blocks[0]!.source?.data, PNG);
+      assert.match(blocks[1]!.text ?? '', /Files the person mentioned:\n- \/workspace\/slugify\.py\)/);
+      assert.ok(model.requests.slice(asked).every((r) => r.body.model === 'claude-haiku-5-5'), 'every turn of the task keeps its model');
       const review = api.review(id)!;
       await review.refresh();
       assert.deepEqual(review.all.map((c) => `${c.kind} ${c.display}`).sort(), ['added NOTES.md', 'modified slugify.py']);
