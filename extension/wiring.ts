@@ -12,6 +12,8 @@ import type { ReviewController } from './review/reviewController';
 import { shutdownWithin } from './session/shutdown';
 import { TaskManager } from './session/taskManager';
 import { VmHelper } from './session/vmHelper';
+import { WarmVm } from './session/warmVm';
+import type { Settings } from './config/settings';
 import { WorkspaceVm } from './session/workspaceVm';
 import { channelLogger } from './workbench/logger';
 import type { StatusBar } from './workbench/statusBar';
@@ -82,22 +84,27 @@ export function wire(context: vscode.ExtensionContext, status: StatusBar): Cowor
   const getTasks = (): Promise<TaskManager | undefined> => {
     const ws = folder();
     if (!ws || !vscode.workspace.isTrusted) return Promise.resolve(undefined);
+    // Tasks belong to this workspace: keep them in its own storage.
+    const storageDir = (context.storageUri ?? context.globalStorageUri).fsPath;
+    const cacheDisk = cacheDiskPath(context.globalStorageUri.fsPath, ws);
+    const settings = (): Settings => {
+      const s = readSettings();
+      if (!s.ok) throw new Error(`Cowork settings are invalid: ${s.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
+      return s.settings;
+    };
     manager ??= TaskManager.load({
       helper,
       workspace: ws,
-      // Tasks belong to this workspace: keep them in its own storage.
-      storageDir: (context.storageUri ?? context.globalStorageUri).fsPath,
+      storageDir,
       log: logger,
       report: reportState,
       apiKey: async () => (await context.secrets.get(SECRET_API_KEY)) ?? process.env.ANTHROPIC_API_KEY,
       // the workspace's guest setup (asked once per content) and its package cache (never shared)
       guestLayer: workspaceGuestLayer(context, ws, logger),
-      cacheDisk: cacheDiskPath(context.globalStorageUri.fsPath, ws),
-      settings: () => {
-        const s = readSettings();
-        if (!s.ok) throw new Error(`Cowork settings are invalid: ${s.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
-        return s.settings;
-      },
+      cacheDisk,
+      settings,
+      // the next task's VM, booted ahead (cowork.vm.warm); the manager decides when and stops it
+      warm: new WarmVm({ helper, workspace: ws, storageDir, log: logger, settings, cacheDisk }),
     }).then((m) => {
       const tracked = new Set<string>();
       const adopt = (): void => {
@@ -147,6 +154,7 @@ export function wire(context: vscode.ExtensionContext, status: StatusBar): Cowor
     }),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('cowork')) panel.pushState();
+      if (e.affectsConfiguration('cowork.vm')) void manager?.then((m) => m?.settingsChanged(), () => undefined);
     }),
     ...registerCommands({
       context,

@@ -10,6 +10,7 @@ import { buildWithImage, ensureApt, ensureNpm, ROOT, runNode } from './setup.mjs
 /** Each bench and the id prefixes of the figures it records (a new figure needs a prefix listed here). */
 const BENCHES = [
   { name: 'vm', prefixes: ['boot.', 'transport.loop', 'share.', 'memory.'] },
+  { name: 'warm', prefixes: ['start.'] },
   { name: 'transport', prefixes: ['transport.'] },
   { name: 'sandbox', prefixes: ['cmd.', 'proxy.'] },
   { name: 'agent', prefixes: ['agent.', 'output.'] },

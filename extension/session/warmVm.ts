@@ -7,9 +7,10 @@
 //   disk task-<id>.qcow2 and TaskManager.create hands that id to the next task (claimId). So the
 //   sandbox identity (derived from the vm id by the helper) and the session disk are the task's own
 //   from the first boot: a later restart of the task boots the same identity on the same disk.
-// - It has run nothing: a fresh session disk, no command, no sandbox; the task's egress proxy and
-//   policy, sandbox and transcript attach when it adopts it (WorkspaceVm.start). A task never sees
-//   another task's files or processes, because each warm VM serves exactly one task.
+// - It has run nothing of any task: a fresh session disk, and only /bin/true in the sandbox of the
+//   task it will serve (startSandbox: why). The task's egress proxy and policy and its transcript
+//   attach when it adopts it (WorkspaceVm.start). A task never sees another task's files or
+//   processes, because each warm VM serves exactly one task.
 // - Whatever is fixed at boot must match what the task would boot with (vmStartParams.ts), else it
 //   is stopped and the task boots as before.
 // - It is booted only when the task manager says no turn is running (see TaskManager.warmUp): on a
@@ -29,6 +30,8 @@ import type { Logger } from './workspaceVm';
 
 /** After this many warm boots in a row failed (or the VM died idle), no more are tried in this window. */
 export const WARM_MAX_FAILURES = 2;
+/** Starting the task's sandbox ahead in the warm VM may take this long (then its first command does it). */
+export const SANDBOX_START_TIMEOUT_MS = 60_000;
 
 export interface WarmVmOptions {
   readonly helper: VmHelper;
@@ -135,6 +138,7 @@ export class WarmVm {
       const { GuestVm } = await import('../guest/guestVm');
       this.opts.log.info(`[vm] booting a warm VM (task-${slot.id}) for the next task`);
       const guest = await GuestVm.start(this.opts.helper.get(), slot.params);
+      if (this.slot === slot) await this.startSandbox(guest, slot);
       if (this.slot !== slot) {
         // discarded while it booted
         await guest.stop(0).catch(() => undefined);
@@ -144,6 +148,7 @@ export class WarmVm {
       this.failures = 0;
       this.opts.log.info(`[vm] the warm VM task-${slot.id} is ready (${Date.now() - t0} ms, ${guest.info.accelerator})`);
       this.changed();
+      preloadFirstTurn();
       return guest;
     } catch (err) {
       if (this.slot === slot) {
@@ -154,6 +159,24 @@ export class WarmVm {
       }
       await rm(slot.params.sessionDisk, { force: true }).catch(() => undefined);
       return undefined;
+    }
+  }
+
+  /**
+   * Starts the task's sandbox (bwrap + its executor, as the task's sandbox user: the vm id, and so
+   * the identity, is already the task's) by running /bin/true in it. Measured here under TCG: the
+   * first command of a VM takes 0.6–1.3 s, the next ones ~0.2 s; that difference is most of what
+   * was left of Delegate → first command once the boot was gone. Nothing is written: the overlay
+   * stays empty, and the egress relays start with the task's first command once its proxy is
+   * attached (sandbox-exec ensure_relays). A failure here only means the first command starts it.
+   */
+  private async startSandbox(guest: GuestVm, slot: Slot): Promise<void> {
+    try {
+      const { GuestSandbox } = await import('../guest/sandbox');
+      const r = await GuestSandbox.for(guest).runArgv(['/bin/true'], { timeoutMs: SANDBOX_START_TIMEOUT_MS });
+      if (r.code !== 0) this.opts.log.debug(`[vm] the warm VM's sandbox did not start ahead (exit ${r.code}): ${r.stderr.toString().slice(0, 200)}`);
+    } catch (err) {
+      this.opts.log.debug(`[vm] the warm VM task-${slot.id}'s sandbox did not start ahead: ${String(err)}`);
     }
   }
 
@@ -251,6 +274,14 @@ export class WarmVm {
     for (const s of this.subscriptions) s.dispose();
     this.listeners.clear();
   }
+}
+
+/**
+ * Loads what a task's first turn imports lazily (the egress proxy, the SDK, the agent loop: kept out
+ * of activation), while the warm VM waits, so that the first Delegate of a window does not pay it.
+ */
+function preloadFirstTurn(): void {
+  void Promise.all([import('../egress/audit'), import('../egress/guestBridge'), import('../egress/policy'), import('../egress/proxy'), import('../guest/sandbox'), import('@anthropic-ai/sdk'), import('../agent/loop'), import('../agent/tools')]).catch(() => undefined);
 }
 
 /** Whether a battery of this host is discharging (Linux sysfs; elsewhere: no warm-VM opinion, false). */

@@ -44,7 +44,8 @@ export async function startCodeServer(opts: { vsix?: string; settings: Record<st
   // code-server's window is a remote one: "machine"-scoped settings (cowork.vm.*) count only from
   // the remote machine's settings, not from the user's (VS Code's LOCAL_MACHINE_SCOPES)
   await mkdir(path.join(userData, 'Machine'), { recursive: true });
-  await writeFile(path.join(userData, 'Machine', 'settings.json'), JSON.stringify(opts.settings, null, 2));
+  // no warm VM (cowork.vm.warm) unless a test asks for one: it would add a boot to every window
+  await writeFile(path.join(userData, 'Machine', 'settings.json'), JSON.stringify({ 'cowork.vm.warm': false, ...opts.settings }, null, 2));
   const env = {
     ...process.env,
     XDG_CONFIG_HOME: path.join(dir, 'config'),

@@ -1,0 +1,178 @@
+// The warm VM (cowork.vm.warm, extension/session/warmVm.ts) with real guests, through the session
+// layer the extension uses (TaskManager + WarmVm + the bundled helper): a task adopts the VM booted
+// ahead (the same QEMU process that was ready before Delegate) and sees the workspace; the next
+// task gets a fresh VM that shows nothing of the first task's files or processes; a settings
+// change that shapes the VM discards the warm one and the task boots as before; turning the
+// setting off stops it, and neither that nor closing the window leaves a QEMU behind.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { access, mkdir, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { readChangeSet } from '../../extension/changes/changeSet';
+import { SettingsSchema, type Settings } from '../../extension/config/settings';
+import type { Task } from '../../extension/session/task';
+import { TaskManager } from '../../extension/session/taskManager';
+import { VmHelper } from '../../extension/session/vmHelper';
+import { WarmVm } from '../../extension/session/warmVm';
+import { say, ScriptedModel, text, toolUse } from '../support/scriptedModel';
+import { HELPER, isAlive, tempDir, testAccelerator } from './harness';
+
+const API_KEY = 'sk-ant-api03-warm-vm-test-key-0123456789';
+const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+const log = process.env.COWORK_TEST_VERBOSE ? { trace() {}, debug() {}, info: (m: string) => console.error(m), warn: (m: string) => console.error(m), error: (m: string) => console.error(m) } : quiet;
+/** a warm boot under TCG takes ~10 s here; a loaded CI host several times that */
+const BOOT_WAIT_MS = 240_000;
+let root: Awaited<ReturnType<typeof tempDir>>;
+let ws: string;
+let storageDir: string;
+let model: ScriptedModel;
+let helper: VmHelper;
+let settings: Settings;
+let warm: WarmVm;
+let manager: TaskManager;
+
+function pgrep(pattern: string): number[] {
+  try {
+    return execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number).filter((p) => p !== process.pid);
+  } catch {
+    return [];
+  }
+}
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function qemuPid(vmId: string): Promise<number | undefined> {
+  const { vms } = await helper.get().request('vm.list', {});
+  return vms.find((v) => v.vmId === vmId)?.pid;
+}
+
+/** The ready warm VM's id and QEMU pid (waits for its boot). */
+async function readyWarm(): Promise<{ vmId: string; pid: number }> {
+  await until('the warm VM to be ready', () => warm.state === 'ready', BOOT_WAIT_MS);
+  const vmId = warm.vmId!;
+  const pid = await qemuPid(vmId);
+  assert.ok(pid && isAlive(pid), `the warm VM ${vmId} has a running QEMU`);
+  return { vmId, pid };
+}
+
+/** Every tool result of a task's transcript, joined. */
+function toolResults(task: Task): string {
+  return task.transcript.all.flatMap((e) => (e.type === 'tool_result' ? [String(e.content)] : [])).join('\n');
+}
+
+before(
+  async () => {
+    root = await tempDir('warm-vm');
+    ws = path.join(root.dir, 'ws');
+    storageDir = path.join(root.dir, 'storage');
+    await mkdir(ws);
+    await writeFile(path.join(ws, 'README.md'), '# warm project\n');
+    model = new ScriptedModel();
+    const baseURL = await model.start();
+    helper = new VmHelper({ helperPath: HELPER, log: quiet });
+    settings = SettingsSchema.parse({ apiBaseUrl: baseURL, 'vm.accelerator': testAccelerator(), 'vm.cpus': 2, 'vm.memoryMiB': 1024, 'vm.diskGiB': 4, 'vm.idleStopMinutes': 0, 'vm.warm': true });
+    warm = new WarmVm({ helper, workspace: ws, storageDir, log, settings: () => settings, onBattery: () => Promise.resolve(false) });
+    manager = await TaskManager.load({ helper, workspace: ws, storageDir, log, apiKey: () => Promise.resolve(API_KEY), settings: () => settings, warm });
+  },
+  { timeout: 30_000 },
+);
+
+after(
+  async () => {
+    await manager?.dispose();
+    await helper?.dispose();
+    await model?.close();
+    await until('every process of this test to exit', () => pgrep(`${root.dir}/`).length === 0, 20_000);
+    await root?.dispose();
+  },
+  { timeout: 60_000 },
+);
+
+describe('the warm VM with real guests', { timeout: 1_200_000 }, () => {
+  let first: { task: Task; pid: number };
+
+  it('a task adopts the warm VM: the VM was ready before Delegate, no boot follows, and the task sees the workspace', { timeout: 400_000 }, async () => {
+    assert.equal(warm.state === 'off', false, 'loading the tasks started a warm VM');
+    const { vmId, pid } = await readyWarm();
+    // the first task leaves a file in /workspace, one in the guest's /tmp and a process behind
+    model.play(say(toolUse('bash', { command: 'cat /workspace/README.md; echo left-by-first > /workspace/first.txt; echo tmp-by-first > /tmp/first-tmp.txt; (setsid sleep 617 </dev/null >/dev/null 2>&1 &); echo first-ran' })), say(text('Done.')));
+    const delegatedAt = Date.now();
+    let firstOutputAt = 0;
+    const { task, done } = await manager.create('read the README');
+    task.on('live', (e) => e.type === 'tool_output' && !firstOutputAt && (firstOutputAt = Date.now()));
+    assert.equal(task.vm.vmId, vmId, 'the new task got the warm VM\'s id');
+    assert.equal(await done, 'done');
+    assert.equal(await qemuPid(vmId), pid, 'the task runs on the QEMU process that was ready before Delegate (no boot)');
+    const out = toolResults(task);
+    assert.match(out, /# warm project/, 'the task sees the workspace through its share');
+    assert.match(out, /first-ran/);
+    assert.equal(warm.state === 'ready' && warm.vmId === vmId, false, 'the adopted VM is no longer the warm one');
+    console.log(`# Delegate -> first command output with the warm VM: ${firstOutputAt - delegatedAt} ms`);
+    first = { task, pid };
+  });
+
+  it('a second task gets a fresh VM with none of the first task\'s files or processes', { timeout: 400_000 }, async () => {
+    // the replacement boots once the first task's turn has ended
+    const { vmId, pid } = await readyWarm();
+    assert.notEqual(vmId, first.task.vm.vmId);
+    assert.notEqual(pid, first.pid, 'another QEMU process');
+    model.play(say(toolUse('bash', { command: 'ls -a /workspace; test -e /workspace/first.txt && echo SAW-FIRST-FILE; test -e /tmp/first-tmp.txt && echo SAW-FIRST-TMP; echo second-ran' })), say(text('Done.')));
+    const { task, done } = await manager.create('look around');
+    assert.equal(task.vm.vmId, vmId);
+    assert.equal(await done, 'done');
+    const out = toolResults(task);
+    assert.match(out, /second-ran/);
+    assert.match(out, /README\.md/, 'the workspace is there');
+    assert.doesNotMatch(out, /SAW-FIRST/, 'nothing of the first task');
+    // as root in the second VM: its overlay holds no change and no process of the first task runs
+    const guest = await task.guest();
+    assert.deepEqual((await readChangeSet(guest)).changes.map((c) => c.display), [], 'the second task\'s overlay is clean');
+    const ps = await guest.exec(['ps', '-eo', 'args'], { timeoutMs: 20_000 });
+    assert.doesNotMatch(ps.stdout.toString(), /sleep 617/, 'the first task\'s process is not in the second VM');
+    // and the first task's VM still has its own file (the check above could not pass by losing it)
+    const firstGuest = await first.task.guest();
+    assert.deepEqual((await readChangeSet(firstGuest)).changes.map((c) => c.display), ['first.txt']);
+    // two idle task VMs would only slow the rest of this file down
+    await Promise.all([first.task.vm.stop(), task.vm.stop()]);
+  });
+
+  it('a change of a setting that shapes the VM discards the warm VM and the task boots as before', { timeout: 400_000 }, async () => {
+    const { vmId, pid } = await readyWarm();
+    settings = { ...settings, 'vm.diskGiB': 5 };
+    model.play(say(toolUse('bash', { command: 'echo booted-anew' })), say(text('Done.')));
+    const { task, done } = await manager.create('run after a settings change');
+    assert.equal(task.vm.vmId, vmId, 'the task was promised the warm VM\'s id');
+    assert.equal(await done, 'done');
+    assert.match(toolResults(task), /booted-anew/);
+    const now = await qemuPid(vmId);
+    assert.ok(now && now !== pid, `the task runs on a QEMU of its own boot (${now}), not the warm one (${pid})`);
+    await until('the discarded warm QEMU to exit', () => !isAlive(pid), 20_000);
+    settings = { ...settings, 'vm.diskGiB': 4 };
+    await task.vm.stop();
+  });
+
+  it('turning the setting off stops the warm VM; closing the window leaves no QEMU behind', { timeout: 400_000 }, async () => {
+    let { vmId, pid } = await readyWarm();
+    settings = { ...settings, 'vm.warm': false };
+    manager.settingsChanged();
+    await until('the warm VM to stop after the setting was turned off', () => warm.state === 'off' && !isAlive(pid), 20_000);
+    assert.equal(await qemuPid(vmId), undefined, 'the helper no longer lists it');
+    await until('its session disk to be removed', () => access(path.join(storageDir, 'sessions', `${vmId}.qcow2`)).then(() => false, () => true), 10_000);
+    assert.equal(await warm.fill().then(() => warm.state), 'off', 'no warm VM while the setting is off');
+
+    settings = { ...settings, 'vm.warm': true };
+    manager.settingsChanged();
+    ({ vmId, pid } = await readyWarm());
+    const disk = path.join(storageDir, 'sessions', `${vmId}.qcow2`);
+    await manager.dispose(); // the window closes
+    await until('the warm QEMU to exit with the window', () => !isAlive(pid) && pgrep(`qemu-system.*${disk}`).length === 0, 20_000);
+    await until('its session disk to be removed', () => access(disk).then(() => false, () => true), 10_000);
+  });
+});
