@@ -77,6 +77,7 @@ async function main(): Promise<void> {
     if (wants('cmd.')) {
       const bare: number[] = [];
       const boxed: number[] = [];
+      const argv: number[] = [];
       for (let i = 0; i < N; i++) {
         let t = performance.now();
         await vm.exec(['/bin/true']);
@@ -85,6 +86,11 @@ async function main(): Promise<void> {
         const r = await sb.run('true');
         if (r.code !== 0) throw new Error(`sandboxed true failed: ${r.stderr.toString()}`);
         boxed.push(performance.now() - t);
+        // the same program as the bare exec, without bash's own start: what the sandbox itself adds
+        t = performance.now();
+        const a = await sb.runArgv(['/bin/true']);
+        if (a.code !== 0) throw new Error(`sandboxed /bin/true failed: ${a.stderr.toString()}`);
+        argv.push(performance.now() - t);
       }
       const ratio = median(boxed) / median(bare);
       figure('cmd.bare.true.ms', median(bare), 'ms', `bare exec of true through the agent (median of ${N})`);
@@ -94,6 +100,9 @@ async function main(): Promise<void> {
       rows.push({ what: `bare exec of true (median of ${N})`, value: fmtMs(median(bare)) });
       rows.push({ what: 'sandboxed true', value: fmtMs(median(boxed)) });
       rows.push({ what: 'sandbox overhead per command', value: fmtMs(median(boxed) - median(bare)), note: `${ratio.toFixed(2)}× a bare exec; goal ≤ 1.5×` });
+      figure('cmd.sandboxed.argv.true.ms', median(argv), 'ms', `sandboxed /bin/true without bash (runArgv), through the agent (median of ${N})`);
+      figure('cmd.sandboxed.argv.ratio', median(argv) / median(bare), 'x', 'sandboxed /bin/true without bash vs the same bare exec: the sandbox alone');
+      rows.push({ what: '  sandboxed /bin/true, no bash (runArgv)', value: fmtMs(median(argv)), note: `${(median(argv) / median(bare)).toFixed(2)}× a bare exec: the rest of \`true\` is bash's own start` });
 
       // 100 sandboxed commands through the agent vs the same loop inside the sandbox
       const t = performance.now();
@@ -111,6 +120,15 @@ async function main(): Promise<void> {
       rows.push({ what: `${LOOP}× sandboxed true through the agent`, value: fmtMs(host), note: `${fmtMs(host / LOOP)} each` });
       rows.push({ what: `${LOOP}× /bin/true in a loop inside the sandbox`, value: fmtMs(loopMs) });
       rows.push({ what: 'ratio agent / in-sandbox loop', value: `${(host / loopMs).toFixed(2)}×`, note: 'goal ≤ 1.2×' });
+      // the same 100 without a bash per command (runArgv of /bin/true, like the loop inside)
+      const ta = performance.now();
+      for (let i = 0; i < LOOP; i++) {
+        const r = await sb.runArgv(['/bin/true']);
+        if (r.code !== 0) throw new Error('sandboxed /bin/true failed');
+      }
+      const hostArgv = performance.now() - ta;
+      figure('cmd.loop100.argv.ratio', hostArgv / loopMs, 'x', `${LOOP} sandboxed /bin/true through the agent without bash (runArgv) vs the same loop inside the sandbox`);
+      rows.push({ what: `${LOOP}× sandboxed /bin/true, no bash (runArgv)`, value: fmtMs(hostArgv), note: `${(hostArgv / loopMs).toFixed(2)}× the loop inside` });
     }
 
     if (wants('proxy.')) {
