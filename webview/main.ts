@@ -82,7 +82,7 @@ const walkHistory = (box: HTMLElement & { value: string }, e: KeyboardEvent): vo
   box.value = next === -1 ? '' : state.history[next]!;
 };
 prompt.addEventListener('keydown', (e) => walkHistory(prompt, e));
-const attach = iconButton('attach', "Mention the active editor's file or selected lines", () => send({ type: 'attachEditor' }));
+const attach = iconButton('mention', "Mention the active editor's file or selected lines", () => send({ type: 'attachEditor' }));
 attach.id = 'attach-editor';
 const promptActions = el('div', 'row prompt-actions');
 promptActions.append(modelPicker, attach, button('Delegate', { icon: 'send', id: 'delegate', onClick: delegate }));

@@ -53,7 +53,7 @@ export class PromptExtras {
     this.renderChips();
   }
 
-  /** inserts text (the paperclip's mention) where the caret is, with a space before it if needed */
+  /** inserts text (the @ button's mention of the active editor) where the caret is, with a space before it if needed */
   insert(text: string): void {
     const c = control(this.box);
     const at = c?.selectionStart ?? this.box.value.length;

@@ -1,5 +1,5 @@
 // What the panel's prompt box needs from VS Code: the models the picker offers, workspace files for
-// an @mention's completion, the active editor as a mention (the paperclip), and the note that tells
+// an @mention's completion, the active editor as a mention (the @ button beside the model picker), and the note that tells
 // the model which files were mentioned. The webview is a web page: what it sends is checked here.
 import { statSync } from 'node:fs';
 import * as path from 'node:path';

@@ -197,6 +197,9 @@ describe('the panel page from the host snapshot alone', { timeout: 180_000 }, ()
     await p.evaluate((m) => window.postMessage(m, '*'), { type: 'notice', message: 'Cowork: "x" is not one of your models (cowork.model, cowork.models); no task was started.' } satisfies HostToWebview);
     await p.locator('.notice.transient', { hasText: 'no task was started' }).waitFor({ timeout: 5_000 });
     assert.ok((await sent()).every((m) => WebviewToHost.safeParse(m).success), 'everything the page sent passes the host\'s schema');
+    // every icon names a glyph the codicon font has (an unknown name draws an empty button)
+    const blank = await p.evaluate(() => Array.from(document.querySelectorAll('.codicon')).filter((i) => ['none', 'normal', '""'].includes(getComputedStyle(i, '::before').content)).map((i) => i.className));
+    assert.deepEqual(blank, [], 'icons without a glyph');
     assert.deepEqual(errors, [], `console errors (CSP among them): ${errors.join('\n')}`);
     await p.close();
   });
