@@ -12,12 +12,17 @@ import { ToolInputError, type AgentTool, type ToolContext, type ToolOutcome } fr
 const Input = z.union([z.object({ command: z.string().min(1).max(100_000), restart: z.literal(false).optional() }), z.object({ restart: z.literal(true), command: z.string().optional() })]);
 
 const STATE = '/tmp/.cowork-shell';
-/** Restores the previous command's directory and exports, runs the command, saves them again. */
+/**
+ * Restores the previous command's directory and exports, runs the command, saves them again. Only
+ * builtins on the way in (no mkdir or `$(cat …)` after the first call): under emulation each
+ * fork+exec costs ~50 ms, more than the rest of a call's way through the task's sandbox.
+ */
 export function wrapCommand(command: string): string {
   return [
-    `mkdir -p ${STATE}`,
+    `[ -d ${STATE} ] || mkdir -p ${STATE}`,
     `[ -f ${STATE}/env ] && . ${STATE}/env 2>/dev/null`,
-    `cd "$(cat ${STATE}/cwd 2>/dev/null || echo /workspace)" 2>/dev/null || cd /workspace`,
+    `__cowork_cwd=; { IFS= read -r __cowork_cwd < ${STATE}/cwd; } 2>/dev/null`,
+    `cd "\${__cowork_cwd:-/workspace}" 2>/dev/null || cd /workspace; unset __cowork_cwd`,
     `trap 'rc=$?; pwd > ${STATE}/cwd; export -p > ${STATE}/env; exit $rc' EXIT`,
     command,
   ].join('\n');
