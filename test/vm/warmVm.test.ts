@@ -3,7 +3,8 @@
 // ahead (the same QEMU process that was ready before Delegate) and sees the workspace; the next
 // task gets a fresh VM that shows nothing of the first task's files or processes; a settings
 // change that shapes the VM discards the warm one and the task boots as before; turning the
-// setting off stops it, and neither that nor closing the window leaves a QEMU behind.
+// setting off stops it, and neither that, nor closing the window, nor the helper's death leaves a
+// QEMU behind.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { access, mkdir, writeFile } from 'node:fs/promises';
@@ -174,5 +175,17 @@ describe('the warm VM with real guests', { timeout: 1_200_000 }, () => {
     await manager.dispose(); // the window closes
     await until('the warm QEMU to exit with the window', () => !isAlive(pid) && pgrep(`qemu-system.*${disk}`).length === 0, 20_000);
     await until('its session disk to be removed', () => access(disk).then(() => false, () => true), 10_000);
+  });
+
+  it('the helper dying takes the warm VM with it: its watchdog kills the QEMU, and the warm VM is forgotten', { timeout: 400_000 }, async () => {
+    // a new window on the same workspace
+    warm = new WarmVm({ helper, workspace: ws, storageDir, log, settings: () => settings, onBattery: () => Promise.resolve(false) });
+    manager = await TaskManager.load({ helper, workspace: ws, storageDir, log, apiKey: () => Promise.resolve(API_KEY), settings: () => settings, warm });
+    const { vmId, pid } = await readyWarm();
+    const helperPid = helper.get().pid!;
+    process.kill(helperPid, 'SIGKILL');
+    await until('the watchdog to kill the warm QEMU after the helper died', () => !isAlive(pid), 20_000);
+    await until('the warm VM to be forgotten', () => warm.state === 'off', 10_000);
+    await until('its session disk to be removed', () => access(path.join(storageDir, 'sessions', `${vmId}.qcow2`)).then(() => false, () => true), 10_000);
   });
 });
