@@ -46,6 +46,9 @@ after(async () => {
   await model?.close();
 }, { timeout: 60_000 });
 
+// a 1×1 PNG, pasted into the follow-up box
+const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
+
 /** `<name>-dark.png`, then the same in Light Modern as `<name>-light.png`; back to dark after. */
 async function screenshotInBothThemes(name: string): Promise<void> {
   await screenshot(page, `${name}-dark`);
@@ -261,10 +264,21 @@ describe('the user journey in a real VS Code', { timeout: 1_800_000 }, () => {
 
     model.play(say(toolUse('bash', { command: 'a=$(cat /tmp/alive); sleep 2; b=$(cat /tmp/alive); [ -n "$a" ] && [ "$a" = "$b" ] && echo loop-gone-after-stop || echo "loop-still-alive $a $b"' })), say(text('Checked.')));
     await panel.locator('#follow-up textarea').fill('Is it still running?');
+    // with an image pasted into the follow-up box: it goes to the model as an image block
+    await panel.locator('#follow-up').evaluate((box, png) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([Uint8Array.from(atob(png), (c) => c.charCodeAt(0))], 'pixel.png', { type: 'image/png' }));
+      box.shadowRoot!.querySelector('textarea')!.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, composed: true, cancelable: true }));
+    }, PNG);
+    await panel.locator('.follow-up .image-chip img.thumb').waitFor({ timeout: 15_000 });
+    const asked = model.requests.length;
     await panel.locator('#send-follow-up').click();
     const verdict = panel.locator('details.tool pre.output', { hasText: /loop-gone-after-stop|loop-still-alive/ }).first();
     await verdict.waitFor({ state: 'attached', timeout: 120_000 });
     assert.match(await verdict.textContent() ?? '', /loop-gone-after-stop/, 'a process of the stopped command kept running');
+    const followUp = model.requests[asked]!.body.messages.at(-1)!.content as { type: string; source?: { media_type: string; data: string } }[];
+    assert.ok(followUp.some((b) => b.type === 'image' && b.source?.media_type === 'image/png' && b.source.data === PNG), `the pasted image reached the model: ${followUp.map((b) => b.type).join(', ')}`);
+    await panel.locator('.msg.user', { hasText: 'Is it still running?' }).locator('img.thumb').waitFor({ timeout: 15_000 });
     // the stopped card says so, and (after a reload of the page) still shows what it printed
     await reloadWebviews();
     const stopped = panel.locator('details.tool', { hasText: 'started-long' }).first();
