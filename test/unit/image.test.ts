@@ -59,6 +59,10 @@ describe('recipe cache keys', () => {
     const b = await loadRecipe(sources, 'amd64');
     assert.equal(a.baseKey, b.baseKey);
     assert.notEqual(a.bootKey, b.bootKey);
+    // Python's bytecode cache, left by running a guest script on the host, is not part of the image
+    await mkdir(path.join(copy, 'guest', 'root', 'usr', 'local', 'lib', 'cowork', '__pycache__'), { recursive: true });
+    await writeFile(path.join(copy, 'guest', 'root', 'usr', 'local', 'lib', 'cowork', '__pycache__', 'agent.cpython-311.pyc'), 'x');
+    assert.equal((await loadRecipe(sources, 'amd64')).bootKey, b.bootKey, '__pycache__ does not change the key');
     const recipe = JSON.parse(await readFile(path.join(copy, 'image', 'recipe.json'), 'utf8')) as { packages: string[] };
     recipe.packages.push('jq');
     await writeFile(path.join(copy, 'image', 'recipe.json'), JSON.stringify(recipe));

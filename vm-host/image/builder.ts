@@ -19,7 +19,7 @@ import { VmHostError } from '../errors';
 import { IMAGE_BUILD_TOOLS, requireTools } from '../hostTools';
 import { extractVmlinux } from './kernel';
 import { resolveModules } from './modules';
-import { loadRecipe, type GuestArch, type RecipeSources, type ResolvedRecipe } from './recipe';
+import { isBuildLitter, loadRecipe, type GuestArch, type RecipeSources, type ResolvedRecipe } from './recipe';
 import { checkSetidFiles } from './setuid';
 
 export interface ImageProgress {
@@ -397,7 +397,7 @@ async function buildBoot(r: ResolvedRecipe, baseDir: string, finalDir: string, o
     await copyFile(path.join(baseDir, 'modules.order'), path.join(stage, 'etc', 'cowork-modules'));
     await copyFile(path.join(opts.sources.imageDir, 'init'), path.join(stage, 'init'));
     await chmod(path.join(stage, 'init'), 0o755);
-    await cp(path.join(opts.sources.guestDir, 'root'), path.join(stage, 'payload'), { recursive: true, preserveTimestamps: true });
+    await cp(path.join(opts.sources.guestDir, 'root'), path.join(stage, 'payload'), { recursive: true, preserveTimestamps: true, filter: (src) => !isBuildLitter(src) });
     const entries = await listTree(stage);
     const initrd = path.join(tmp, 'initrd.img');
     await runCpio(tools.get('cpio')!, stage, entries, initrd);

@@ -75,10 +75,19 @@ export async function loadRecipe(sources: RecipeSources, arch: GuestArch): Promi
   return { recipe, arch, kernelPackage: archInfo.kernelPackage, qemuBinary: archInfo.qemuBinary, baseKey, bootKey };
 }
 
+/**
+ * Python's bytecode caches, left in the guest payload when someone runs its scripts on the host:
+ * neither hashed nor copied, so they neither change the image's key nor ride along into the guest.
+ */
+export function isBuildLitter(p: string): boolean {
+  return path.basename(p) === '__pycache__';
+}
+
 /** Hashes names, modes, symlink targets and contents of a tree in a stable order. */
 async function hashTree(dir: string, hash: ReturnType<typeof createHash>, rel = ''): Promise<void> {
   const entries = (await readdir(path.join(dir, rel))).sort();
   for (const name of entries) {
+    if (isBuildLitter(name)) continue;
     const relPath = path.posix.join(rel, name);
     const full = path.join(dir, relPath);
     const st = await lstat(full);
