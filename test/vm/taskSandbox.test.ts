@@ -1,7 +1,8 @@
 // The task's one sandbox (issue 13), in a real guest: every command of a task runs in the same
 // bwrap, handed to its executor (sandbox-exec). What a call leaves running with nohup is there for
 // the next call and gone once the task's sandbox stops; a plain `cmd &` ends with its call; a
-// command's own limits (timeout) end that command, not the sandbox; `kill -9 -1` inside cannot end
+// command's own limits (timeout, memory) end that command, not the sandbox, and its counters never
+// reach the next command (whose cgroup may be an idle one taken again); `kill -9 -1` inside cannot end
 // the executor; a second task's sandbox in the same guest sees none of the first's processes.
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
@@ -94,6 +95,16 @@ describe("the task's one sandbox", { timeout: 600_000 }, () => {
     } finally {
       await other.stop();
     }
+  });
+
+  it("a command that ended clean leaves its cgroup to the next; one that hit its memory limit does not, and the next starts with clean counters", { timeout: 180_000 }, async () => {
+    const cgroupOf = async (): Promise<string> => (await boxed(sb, 'cat /proc/self/cgroup')).trim();
+    const first = await cgroupOf();
+    assert.equal(await cgroupOf(), first, 'the idle cgroup was taken again');
+    const hog = await sb.runArgv(['/usr/bin/python3', '-c', "x = []\nwhile True: x.append(b'\\x01' * (32 << 20))"], { timeoutMs: 120_000 });
+    assert.ok(hog.oomKilled && hog.signal === 'KILL', `the hog was OOM-killed: ${JSON.stringify({ ...hog, stdout: undefined, stderr: hog.stderr.toString() })}`);
+    const next = await sb.run('cat /proc/self/cgroup', { timeoutMs: 60_000 });
+    assert.deepEqual({ code: next.code, oomKilled: next.oomKilled, pidsLimited: next.pidsLimited }, { code: 0, oomKilled: false, pidsLimited: false }, 'the next command reports nothing of the hog');
   });
 
   it('kill -9 -1 inside ends what runs there but not the executor: the next call runs', { timeout: 120_000 }, async () => {

@@ -459,7 +459,7 @@ def start_sandboxed(msg):
     else:
         os.close(in_w)
     timeout = msg.get("timeoutMs")
-    p = {"id": cid, "pid": None, "sandbox": sb, "fds": {out_r: 1, err_r: 2}, "t0": t0, "cgroup": cgroup,
+    p = {"id": cid, "pid": None, "sandbox": sb, "fds": {out_r: 1, err_r: 2}, "t0": t0, "cgroup": cgroup, "limits": limits,
          "deadline": t0 + timeout / 1000.0 if timeout else None, "timedOut": False, "status": None}
     procs[cid] = p
     sb["ids"].add(cid)
@@ -468,29 +468,45 @@ def start_sandboxed(msg):
         sel.register(fd, selectors.EVENT_READ, ("out", p))
 
 
+# Idle command cgroups kept per sandbox for the next commands (made ahead, or left clean by one).
+CGROUP_POOL = 2
+
+
 def command_cgroup(sb, limits):
-    """A cgroup for the next command: the one made ahead (while the previous command ran) when its
-    limits match, else a new one. Made by this agent (root); the sandbox only ever gets a
-    descriptor of its cgroup.procs."""
-    spare = sb.pop("spare", None)
-    if spare:
-        if spare[1] == limits:
-            return spare[0]
-        remove_cgroup(spare[0], 1)
+    """A cgroup for the next command: an idle one of the pool with the same limits, else a new
+    one. Made by this agent (root); the sandbox only ever gets a descriptor of its cgroup.procs."""
+    pool = sb.setdefault("pool", [])
+    while pool:
+        path, had = pool.pop()
+        if had == limits:
+            return path
+        remove_cgroup(path, 1)
     sb["seq"] = sb.get("seq", 0) + 1
     return make_cgroup(dict(limits, name="cmd-%d" % sb["seq"]), sb["cgroup"])
 
 
 def prefetch_cgroup(sb, limits):
-    """mkdir of a cgroup with limits costs milliseconds under emulation: made here, off the next
-    command's path."""
-    if "spare" in sb or sandboxes.get(sb["key"]) is not sb:
+    """mkdir of a cgroup with limits costs milliseconds under emulation: the first one is made here,
+    off the next command's path; later ones come back to the pool when their command ends clean."""
+    if sb.get("pool") or sandboxes.get(sb["key"]) is not sb:
         return
     try:
         sb["seq"] = sb.get("seq", 0) + 1
-        sb["spare"] = (make_cgroup(dict(limits, name="cmd-%d" % sb["seq"]), sb["cgroup"]), limits)
+        sb["pool"] = [(make_cgroup(dict(limits, name="cmd-%d" % sb["seq"]), sb["cgroup"]), limits)]
     except (OSError, ValueError):
         pass
+
+
+def recycle_cgroup(sb, p, clean):
+    """After its command: the cgroup goes back to the pool when nothing is left in it and nothing
+    was counted in it (no OOM kill, no pids.max hit: its events stay zero for the next command),
+    instead of an rmdir now and a mkdir with limits later; else it is removed (once empty)."""
+    path = p["cgroup"]
+    if clean and sandboxes.get(sb["key"]) is sb and len(sb.setdefault("pool", [])) < CGROUP_POOL \
+            and read_events(os.path.join(path, "cgroup.events")).get("populated", 1) == 0:
+        sb["pool"].append((path, p["limits"]))
+    elif not try_rmdir(path):
+        sb["lingering"].append(path)  # removed when its background processes are gone
 
 
 def try_rmdir(path):
@@ -641,11 +657,13 @@ def finish_sandboxed(p):
         oom = read_events(os.path.join(p["cgroup"], "memory.events")).get("oom_kill", 0) > 0
         pids_limited = read_events(os.path.join(p["cgroup"], "pids.events")).get("max", 0) > 0
     kill_all = p["timedOut"] or p.get("killed") or oom or pids_limited
+    detached = set()
     for fd in list(p["fds"]):
         del p["fds"][fd]
         if not kill_all and fd not in eof and sandboxes.get(sb["key"]) is sb:
             sel.modify(fd, selectors.EVENT_READ, ("detached", sb))
             sb["detached"].add(fd)
+            detached.add(fd)
         else:
             sel.unregister(fd)
             os.close(fd)
@@ -658,8 +676,8 @@ def finish_sandboxed(p):
     procs.pop(p["id"], None)
     emit({"ev": "exit", "id": p["id"], "code": code, "signal": sig, "timedOut": p["timedOut"],
           "ms": int((time.monotonic() - p["t0"]) * 1000), "oomKilled": oom, "pidsLimited": pids_limited})
-    if p["cgroup"] and not try_rmdir(p["cgroup"]):
-        sb["lingering"].append(p["cgroup"])  # removed when its background processes are gone
+    if p["cgroup"]:
+        recycle_cgroup(sb, p, not kill_all and not detached)
 
 
 def reap():
