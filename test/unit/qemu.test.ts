@@ -5,7 +5,7 @@ import { BOOT_TIMEOUT_FACTOR, bootTimeoutMs, FIRST_BOOT_TIMEOUT_MS, MIN_BOOT_TIM
 import { pickAccelerator, availableAccelerators, probeAccelerators } from '../../vm-host/drivers/accelerator';
 import { exitReason } from '../../vm-host/vm';
 import type { MachineConfig } from '../../vm-host/drivers/driver';
-import { escapeOpt, kernelCmdline, qemuArgv } from '../../vm-host/drivers/qemu';
+import { escapeOpt, kernelCmdline, qemuArgv, TCG_TB_SIZE_MIB } from '../../vm-host/drivers/qemu';
 
 const config: MachineConfig = {
   qemuBinary: 'qemu-system-x86_64',
@@ -36,11 +36,18 @@ describe('qemu argv', () => {
 
   it('uses the accelerator asked for, with the host CPU only under hardware acceleration', () => {
     const tcg = qemuArgv(config);
-    assert.deepEqual(optionAfter(tcg, '-accel'), ['tcg,thread=multi']);
+    assert.deepEqual(optionAfter(tcg, '-accel'), [`tcg,thread=multi,tb-size=${TCG_TB_SIZE_MIB}`]);
     assert.deepEqual(optionAfter(tcg, '-cpu'), ['max']);
     const kvm = qemuArgv({ ...config, accelerator: 'kvm' });
     assert.deepEqual(optionAfter(kvm, '-accel'), ['kvm']);
     assert.deepEqual(optionAfter(kvm, '-cpu'), ['host']);
+  });
+
+  it('caps TCG\'s translation cache (QEMU keeps every page of it it touched: most of its idle RSS), and only under TCG', () => {
+    const accel = optionAfter(qemuArgv(config), '-accel')[0]!;
+    const size = Number(/tb-size=(\d+)/.exec(accel)?.[1]);
+    assert.ok(size >= 32 && size <= 128, `tb-size ${size} MiB: small enough for the idle RSS goal, large enough for the guest's hot code`);
+    assert.doesNotMatch(optionAfter(qemuArgv({ ...config, accelerator: 'kvm' }), '-accel')[0]!, /tb-size/);
   });
 
   it('turns in-guest mitigations off only under TCG', () => {
