@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, readdir, readFile, rm, writeFile, cp } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rm, stat, writeFile, cp } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { markInUse, pruneOtherLayers } from '../../vm-host/image/builder';
+import { markInUse, pruneOtherLayers, readValidManifest, writeManifest } from '../../vm-host/image/builder';
 import { extractVmlinux } from '../../vm-host/image/kernel';
 import { resolveModules } from '../../vm-host/image/modules';
 import { loadRecipe } from '../../vm-host/image/recipe';
@@ -106,5 +106,26 @@ describe('pruning outdated layers', () => {
     const dir = path.join(tmp, 'images-mark', 'amd64-boot-x');
     await markInUse([dir]);
     assert.deepEqual(await readdir(path.join(dir, 'users')), [String(process.pid)]);
+  });
+});
+
+describe('verifying a cached layer', () => {
+  it('hashes a file on first use and after it changed, not at every start', async () => {
+    const dir = path.join(tmp, 'layer-verify');
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'initrd.img'), 'A'.repeat(4096));
+    await writeManifest(dir, ['initrd.img'], { key: 'k' });
+    assert.ok(await readValidManifest(dir), 'a fresh layer verifies');
+    const stamp = JSON.parse(await readFile(path.join(dir, 'verified.json'), 'utf8')) as Record<string, string>;
+    assert.deepEqual(Object.keys(stamp), ['initrd.img']);
+    // rewritten with the same size: ctime changes, so it is hashed again and found corrupt
+    await new Promise((r) => setTimeout(r, 20));
+    await writeFile(path.join(dir, 'initrd.img'), 'B'.repeat(4096));
+    assert.equal(await readValidManifest(dir, undefined, false), 'corrupt');
+    // a signature that matches the file as it is now is trusted without hashing: proof that an
+    // unchanged file is not read again (the cache dir's owner could rewrite the manifest as well)
+    const st = await stat(path.join(dir, 'initrd.img'));
+    await writeFile(path.join(dir, 'verified.json'), JSON.stringify({ 'initrd.img': `${st.size}:${st.ino}:${st.mtimeMs}:${st.ctimeMs}` }));
+    assert.ok(await readValidManifest(dir, undefined, false), 'not hashed again while its signature is unchanged');
   });
 });

@@ -249,6 +249,17 @@ export async function pruneOtherLayers(imagesDir: string, arch: string, keep: st
   return removed;
 }
 
+/**
+ * What a file's hash was checked against: size, inode, mtime and ctime. A write to the file, a
+ * replacement or a touch changes ctime, which user space cannot set back; so an unchanged
+ * signature means the bytes hashed before are still there, and the ~300 MB of a layer are hashed
+ * on first use (and after any change), not at every helper start (~0.7 s of each cold start).
+ */
+const VERIFIED_FILE = 'verified.json';
+function fileSignature(st: { size: number; ino: number; mtimeMs: number; ctimeMs: number }): string {
+  return `${st.size}:${st.ino}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
 /** Returns the manifest when every file it lists is present with the recorded size and hash. */
 export async function readValidManifest(dir: string, log?: (line: string) => void): Promise<Manifest | undefined>;
 export async function readValidManifest(dir: string, log: ((line: string) => void) | undefined, removeCorrupt: false): Promise<Manifest | 'corrupt' | undefined>;
@@ -259,11 +270,18 @@ export async function readValidManifest(dir: string, log?: (line: string) => voi
   } catch {
     return undefined; // not built yet
   }
+  const verified: Record<string, string> = await readFile(path.join(dir, VERIFIED_FILE), 'utf8')
+    .then((t) => JSON.parse(t) as Record<string, string>)
+    .catch(() => ({}));
+  const now: Record<string, string> = {};
   for (const [name, want] of Object.entries(manifest.files)) {
     const file = path.join(dir, name);
     try {
       const st = await stat(file);
-      if (st.size !== want.size || (await sha256File(file)) !== want.sha256) throw new Error('size or hash differs');
+      const signature = fileSignature(st);
+      if (st.size !== want.size) throw new Error(`size ${st.size}, expected ${want.size}`);
+      if (verified[name] !== signature && (await sha256File(file)) !== want.sha256) throw new Error('hash differs');
+      now[name] = signature;
     } catch (err) {
       if (!removeCorrupt) return 'corrupt';
       log?.(`[image] cached ${file} is corrupt (${String(err)}); rebuilding`);
@@ -271,6 +289,7 @@ export async function readValidManifest(dir: string, log?: (line: string) => voi
       return undefined;
     }
   }
+  if (JSON.stringify(now) !== JSON.stringify(verified)) await writeFile(path.join(dir, VERIFIED_FILE), JSON.stringify(now)).catch(() => undefined);
   return manifest;
 }
 
