@@ -7,7 +7,8 @@ import { packageVsix, startCodeServer } from '../../test/e2e/harness';
 
 async function main(): Promise<void> {
   const scripted = process.argv.includes('--scripted');
-  const settings: Record<string, unknown> = { 'workbench.colorTheme': 'Default Dark Modern' };
+  // the product's defaults, the warm VM among them (the test harness turns it off for the suites)
+  const settings: Record<string, unknown> = { 'workbench.colorTheme': 'Default Dark Modern', 'cowork.vm.warm': true };
   const env: Record<string, string> = {};
   let model: ScriptedModel | undefined;
   if (scripted) {
