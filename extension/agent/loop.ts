@@ -41,9 +41,10 @@ export interface AgentLoopOptions {
   readonly onWrite?: () => void;
   /**
    * Awaited after every tool call, before the next tool call or model turn starts. The task scans
-   * the changes of a call that may have written (and in direct mode applies them) here, while
-   * nothing of the agent's runs in the sandbox (a command's cgroup is killed when it ends): the scan
-   * and the reads that feed review never race the next command. A failure is the hook's to report.
+   * the changes of a call that may have written (and in direct mode applies them) here, while no
+   * command of the agent runs: the scan and the reads that feed review never race the next
+   * command. A process the agent started with nohup or setsid keeps running in the task's sandbox
+   * and can still be writing (docs/sandbox.md, class 6). A failure is the hook's to report.
    */
   readonly afterToolCall?: (call: { readonly name: string; readonly mayWrite: boolean }) => Promise<void>;
 }

@@ -51,6 +51,9 @@ export function sandboxEnv(spec: SandboxSpec): Record<string, string> {
     // Python's bytecode caches go to the private tmp, not into /workspace: otherwise every script
     // the agent runs leaves __pycache__/*.pyc in the change set for the person to review.
     PYTHONPYCACHEPREFIX: '/tmp/pycache',
+    // and so pip's byte-compiling at install time (venv's ensurepip included) only fills that
+    // private cache ahead of time: under emulation it was most of `python3 -m venv`'s minute
+    PIP_NO_COMPILE: '1',
     // the workspace's package caches (cowork-init mounts /cache: its cache disk, or the session disk)
     npm_config_cache: '/cache/npm',
     PIP_CACHE_DIR: '/cache/pip',

@@ -69,6 +69,10 @@ describe('recipe cache keys', () => {
     const c = await loadRecipe(sources, 'amd64');
     assert.notEqual(c.baseKey, b.baseKey);
     assert.notEqual(c.bootKey, b.bootKey, 'the boot layer is built on the base');
+    // the base holds the modules the initramfs loads: a new list needs a new base
+    const withModule = { ...recipe, initramfsModules: [...(JSON.parse(await readFile(path.join(copy, 'image', 'recipe.json'), 'utf8')) as { initramfsModules: string[] }).initramfsModules, 'vsock'] };
+    await writeFile(path.join(copy, 'image', 'recipe.json'), JSON.stringify(withModule));
+    assert.notEqual((await loadRecipe(sources, 'amd64')).baseKey, c.baseKey, 'a changed module list rebuilds the base');
     const arm = await loadRecipe(sources, 'arm64');
     assert.equal(arm.kernelPackage, 'linux-image-arm64');
     assert.notEqual(arm.baseKey, c.baseKey);

@@ -60,7 +60,9 @@ export async function loadRecipe(sources: RecipeSources, arch: GuestArch): Promi
   if (!archInfo) throw new VmHostError('bad-config', `The guest image recipe has no entry for architecture ${arch}.`);
 
   const base = createHash('sha256');
-  base.update(JSON.stringify({ v: BUILDER_VERSION, arch, suite: recipe.suite, mirror: recipe.mirror, packages: recipe.packages, kernel: archInfo.kernelPackage, setuidAllowList: Object.keys(recipe.setuidAllowList).sort() }));
+  // the base layer holds the kernel modules the initramfs loads (copied when the base is built), so
+  // their list is part of its key: a changed list with an old base would boot without a new module
+  base.update(JSON.stringify({ v: BUILDER_VERSION, arch, suite: recipe.suite, mirror: recipe.mirror, packages: recipe.packages, kernel: archInfo.kernelPackage, setuidAllowList: Object.keys(recipe.setuidAllowList).sort(), initramfsModules: recipe.initramfsModules }));
   base.update(await readFile(path.join(sources.imageDir, 'customize.sh')));
   base.update(await readFile(path.join(sources.imageDir, 'seccomp-filter.py')));
   const baseKey = base.digest('hex').slice(0, 16);
