@@ -170,7 +170,9 @@ describe('vm-host lifecycle', { timeout: 1_800_000 }, () => {
   it('detects a corrupt cached image, rebuilds what it can, and names the missing tool otherwise', { timeout: 300_000 }, async () => {
     const cache = await tempDir('cache');
     try {
-      await cp(path.join(defaultCacheDir(), 'images'), path.join(cache.dir, 'images'), { recursive: true });
+      // the finished layers only: an interrupted build (<layer>.tmp-<pid>-<time>, pruned by the next
+      // build) can hold a chroot's device nodes, which cannot be copied
+      await cp(path.join(defaultCacheDir(), 'images'), path.join(cache.dir, 'images'), { recursive: true, filter: (src) => !/\.tmp-\d+-\d+$/.test(path.basename(src)) });
       const probe = startHelper({ COWORK_CACHE_DIR: cache.dir });
       const { key } = await probe.request('image.ensure', {}).finally(() => probe.dispose());
       const [baseKey, bootKey] = key.split('-');
