@@ -79,12 +79,21 @@ async function keepFailure(err: unknown): Promise<void> {
 async function openPanel(): Promise<ReturnType<typeof panelFrame>> {
   const entry = page.locator('.activitybar .action-item a[aria-label^="Cowork"]');
   await entry.waitFor({ timeout: 90_000 });
-  // after a reload the workbench may restore the Cowork view already open: clicking it then would close it
+  // After a reload the workbench may restore the Cowork view open, and the entry's "checked" class
+  // can arrive after we look: a click then closes the side bar (a rehearsal's screenshot showed it
+  // closed). So: click only while the entry is not checked, and look again until the panel shows.
   const item = page.locator('.activitybar .action-item:has(a[aria-label^="Cowork"])').first();
-  if (!((await item.getAttribute('class')) ?? '').includes('checked')) await entry.click();
   const panel = panelFrame(page);
-  await panel.locator('#prompt').waitFor({ timeout: 60_000 });
-  return panel;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (!((await item.getAttribute('class')) ?? '').includes('checked')) await entry.click();
+    try {
+      await panel.locator('#prompt').waitFor({ timeout: 20_000 });
+      return panel;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error('the Cowork panel did not show within 120 s of clicking its activity-bar entry whenever it was not checked', { cause: err });
+    }
+  }
 }
 
 before(
