@@ -19,6 +19,7 @@ import { VmHelper } from '../../extension/session/vmHelper';
 import { fault } from '../support/faults';
 import { say, ScriptedModel, text, toolUse } from '../support/scriptedModel';
 import { HELPER, ROOT, tempDir, testAccelerator } from '../vm/harness';
+import { until } from '../support/wait';
 
 const API_KEY = 'sk-ant-api03-fault-test-key-0123456789';
 /** Everything the helper and the session layer logged (the guest's console lines among them). */
@@ -49,14 +50,6 @@ let manager: TaskManager;
 let task: Task;
 
 /** Fails with what it waited for when the deadline passes. */
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** pids of processes whose command line mentions this test's folder (QEMU names the session disk there). */
 function processesOfThisTest(): number[] {
   try {

@@ -22,6 +22,7 @@ import { WorkspaceVm } from '../../extension/session/workspaceVm';
 import { defaultCacheDir } from '../../vm-host/image/cacheDir';
 import { HELPER, tempDir, testAccelerator } from './harness';
 import { MemoryStore } from '../support/memoryStore';
+import { until } from '../support/wait';
 
 const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 const NPM_PACKAGE = 'lodash@4.17.21';
@@ -40,14 +41,6 @@ const layerKeys = new Set<string>();
 const vms: WorkspaceVm[] = [];
 
 const store = new MemoryStore();
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function taskVm(id: string): WorkspaceVm {
   const vm = new WorkspaceVm({

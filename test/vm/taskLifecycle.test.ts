@@ -4,7 +4,6 @@
 // survives a "window reload" (a new TaskManager on the same storage) and is shown before any VM
 // runs, and the rescan when the VM is up agrees with it by hash.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -17,6 +16,7 @@ import { WorkspaceVm } from '../../extension/session/workspaceVm';
 import { shutdownWithin } from '../../extension/session/shutdown';
 import { say, ScriptedModel, text, toolUse } from '../support/scriptedModel';
 import { HELPER, tempDir, testAccelerator } from './harness';
+import { pgrep, until } from '../support/wait';
 
 /** the bound wiring.ts gives deactivate (SHUTDOWN_MS there; wiring imports vscode, so it is repeated here) */
 const SHUTDOWN_MS = 5_000;
@@ -28,22 +28,6 @@ let model: ScriptedModel;
 let helper: VmHelper;
 let settings: Settings;
 const managers: TaskManager[] = [];
-
-function pgrep(pattern: string): number[] {
-  try {
-    return execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number).filter((p) => p !== process.pid);
-  } catch {
-    return [];
-  }
-}
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const load = async (): Promise<TaskManager> => {
   const m = await TaskManager.load({ helper, workspace: ws, storageDir: path.join(root.dir, 'storage'), log: quiet, apiKey: () => Promise.resolve(API_KEY), settings: () => settings });

@@ -6,7 +6,6 @@
 // setting off stops it, and neither that, nor closing the window, nor the helper's death leaves a
 // QEMU behind.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -18,6 +17,7 @@ import { VmHelper } from '../../extension/session/vmHelper';
 import { WarmVm } from '../../extension/session/warmVm';
 import { say, ScriptedModel, text, toolUse } from '../support/scriptedModel';
 import { HELPER, isAlive, tempDir, testAccelerator } from './harness';
+import { pgrep, until } from '../support/wait';
 
 const API_KEY = 'sk-ant-api03-warm-vm-test-key-0123456789';
 const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
@@ -32,22 +32,6 @@ let helper: VmHelper;
 let settings: Settings;
 let warm: WarmVm;
 let manager: TaskManager;
-
-function pgrep(pattern: string): number[] {
-  try {
-    return execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number).filter((p) => p !== process.pid);
-  } catch {
-    return [];
-  }
-}
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function qemuPid(vmId: string): Promise<number | undefined> {
   const { vms } = await helper.get().request('vm.list', {});
