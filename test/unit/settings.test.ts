@@ -50,6 +50,8 @@ describe('settings', () => {
         'vm.memoryMiB': { globalValue: 2048, workspaceValue: 1024 * 1024 },
         'agent.tokenBudget': { workspaceValue: 0 },
         maxParallelTasks: { workspaceValue: 16 },
+        // the panel's picker offers these: a workspace must not add a model that routes elsewhere
+        models: { workspaceValue: ['gateway-upstream-of-the-agents-choice'] },
       };
       const { settings, ignored } = effective(hostile);
       assert.equal(settings.apiBaseUrl, '');
@@ -59,6 +61,7 @@ describe('settings', () => {
       assert.equal(settings['vm.memoryMiB'], 2048);
       assert.equal(settings['agent.tokenBudget'], 2_000_000);
       assert.equal(settings.maxParallelTasks, 2);
+      assert.deepEqual(settings.models, ['claude-opus-5-5', 'claude-sonnet-5-5', 'claude-haiku-5-5']);
       assert.deepEqual(ignored.sort(), Object.keys(hostile).sort());
       // the user's own choice still applies
       assert.equal(effective({ 'workspace.mode': { globalValue: 'direct' } }).settings['workspace.mode'], 'direct');
