@@ -153,6 +153,7 @@ async function main(): Promise<void> {
         rows.push({ what: 'host edit visible in the guest at once', value: fresh ? 'yes' : 'NO (stale)' });
         figure('share.fresh.bool', fresh ? 1 : 0, 'bool', 'a host edit is visible in the guest at once', 1, 'min');
       }
+      if (wants('share.gitstatus')) await gitStatusFigures(vm, ws, rows);
 
       await new Promise((r) => setTimeout(r, 3000));
       const { vms } = await client.request('vm.list', {});
@@ -170,6 +171,45 @@ async function main(): Promise<void> {
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * Issue 14's `git status` figure: a 20,000-file repository committed on the host, `git status` in
+ * /workspace (the 9p share under the overlay) vs the same repository copied onto the guest's ext4
+ * session disk. Each side gets one untimed status first (it refreshes the index's stat data, which
+ * the copy changed), then the median of three runs with the guest's caches dropped before each.
+ */
+async function gitStatusFigures(vm: GuestVm, ws: string, rows: Row[]): Promise<void> {
+  const FILES = 20_000;
+  const repo = path.join(ws, 'repo');
+  for (let d = 0; d < FILES / 100; d++) {
+    await mkdir(path.join(repo, `src${d}`), { recursive: true });
+    await Promise.all(Array.from({ length: 100 }, (_, f) => writeFile(path.join(repo, `src${d}`, `m${f}.ts`), `export const v${f} = ${d};\n`)));
+  }
+  const git = (args: string[]): Promise<void> =>
+    new Promise((res, rej) => spawn('git', ['-C', repo, ...args], { stdio: 'ignore' }).on('close', (c) => (c === 0 ? res() : rej(new Error(`git ${args[0]} failed (${c})`)))));
+  await git(['init', '-q']);
+  await git(['add', '-A']);
+  await git(['-c', 'user.name=bench', '-c', 'user.email=bench@localhost', 'commit', '-q', '-m', 'bench']);
+  await vm.sh('rm -rf /session/gitbench && cp -a /workspace/repo /session/gitbench');
+  const status = async (dir: string): Promise<number> => {
+    const r = await vm.sh(`sync; echo 3 > /proc/sys/vm/drop_caches; s=$(date +%s%N); git -c safe.directory='*' -C ${dir} status --porcelain | wc -l >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 ))`);
+    return Number(r.stdout.toString().trim()) / 1000;
+  };
+  const timed = async (dir: string): Promise<number> => {
+    await vm.sh(`git -c safe.directory='*' -C ${dir} status --porcelain >/dev/null`);
+    const runs = [await status(dir), await status(dir), await status(dir)];
+    return median(runs);
+  };
+  const share = await timed('/workspace/repo');
+  const ext4 = await timed('/session/gitbench');
+  await vm.sh('rm -rf /session/gitbench');
+  rows.push({ what: `git status, ${FILES.toLocaleString('en')} files via /workspace (9p)`, value: fmtMs(share) });
+  rows.push({ what: 'git status, the same repository on guest ext4', value: fmtMs(ext4) });
+  rows.push({ what: 'ratio share / ext4', value: `${(share / ext4).toFixed(1)}×`, note: 'goal ≤ 3× (issue 14)' });
+  figure('share.gitstatus.ms', share, 'ms', `git status of a ${FILES}-file repository in /workspace (caches dropped)`);
+  figure('share.gitstatus.ext4.ms', ext4, 'ms', 'the same git status on the guest\'s ext4 session disk');
+  figure('share.gitstatus.ratio', share / ext4, 'x', 'git status in /workspace vs guest ext4', 3);
 }
 
 main().catch((err: unknown) => {
