@@ -72,9 +72,13 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
   const disposables = [
     ...registerCheckSetup({ context: deps.context, log }),
     vscode.commands.registerCommand(Commands.startVm, startVm),
+    // Stop VM leaves no idle VM of Cowork running for this window: the smoke-test VM and the warm VM
+    // (held off until a task's turn starts: WarmVm.stop). Tasks' VMs stay: each is its task's,
+    // stopped by Stop Task, Delete Task or cowork.vm.idleStopMinutes, and one may be mid-turn.
     vscode.commands.registerCommand(Commands.stopVm, async () => {
       const vm = deps.vm();
-      if (vm) await vm.stop();
+      const manager = await deps.tasks().catch(() => undefined);
+      await Promise.all([vm?.stop(), manager?.stopWarm('Stop VM')]);
     }),
     vscode.commands.registerCommand(Commands.showLog, () => log.show()),
     vscode.commands.registerCommand(Commands.showEgressLog, async () => {

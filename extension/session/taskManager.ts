@@ -2,7 +2,8 @@
 // extension storage, plus each task's own tasks/<id>/task.json, so an unreadable index is rebuilt
 // from the task folders instead of losing the list), and run at most cowork.maxParallelTasks at a
 // time (the rest wait, shown as queued; a queued task can be stopped, and a follow-up to it is
-// refused with a message). State files are written through extension/state (atomic).
+// refused with a message). It also decides when the warm VM (warmVm.ts) boots and when it goes.
+// State files are written through extension/state (atomic).
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readdir, rm, stat } from 'node:fs/promises';
@@ -25,6 +26,10 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
   /** queued tasks' grants, in order: each returns whether it took the slot (false: stopped meanwhile) */
   private readonly waiting: (() => boolean)[] = [];
   private active = 0;
+  /** each task's VM state listener (the warm VM's balance: balanceWarm) */
+  private readonly vmWatch = new Map<string, { dispose(): void }>();
+  /** cowork.vm.warm as last seen by settingsChanged (off → on lifts a Stop VM hold) */
+  private warmSetting: boolean | undefined;
 
   private constructor(private readonly deps: TaskDeps) {
     super();
@@ -80,6 +85,10 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
   private adopt(task: Task): void {
     this.tasks.set(task.info.id, task);
     task.on('state', () => this.emit('changed'));
+    // a task's VM that boots may leave no room for the warm VM; one that stops may make room. Only a
+    // stop boots one: a task VM booting outside a turn (Restart, a review after a reload) is not
+    // joined by a second boot on the same cores.
+    this.vmWatch.set(task.info.id, task.vm.onStatus((s) => void this.balanceWarm({ boot: s.state === 'stopped' || s.state === 'failed' })));
   }
 
   private async save(): Promise<void> {
@@ -111,6 +120,8 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
     } else {
       this.active++;
     }
+    // a turn starts: the warm VM may boot again once turns end (after Stop VM held it off)
+    this.deps.warm?.resume();
     // the slot is ours (taken above, or handed over by release())
     try {
       return await task.send(text, images);
@@ -134,9 +145,61 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
    * task's boot) would wait for it; after a turn the person reads and reviews, and the CPU is idle.
    */
   private warmUp(): void {
+    void this.balanceWarm();
+  }
+
+  /**
+   * The task VMs that are up (booting, ready or stopping: each holds a VM's memory), not counting
+   * one that is adopting the warm VM (the same VM).
+   */
+  private taskVmsUp(): number {
+    let n = 0;
+    for (const t of this.tasks.values()) {
+      const s = t.vm.current.state;
+      if (s === 'booting' || s === 'ready' || s === 'stopping') n++;
+    }
+    return n;
+  }
+
+  /**
+   * Whether the warm VM may be kept (or booted): it counts toward cowork.maxParallelTasks with the
+   * tasks' VMs that are up. The person bounds Cowork's memory with that setting, and the warm VM is
+   * only the next task's VM booted early: when the tasks' VMs fill the limit there is no room for
+   * it. It never makes a task wait: a task that starts takes it (or boots its own VM, never queued
+   * behind it), and a task VM that boots past the limit stops it (balanceWarm).
+   */
+  static warmFits(taskVmsUp: number, maxParallelTasks: number): boolean {
+    return taskVmsUp < maxParallelTasks;
+  }
+
+  /**
+   * Boots the warm VM when no turn runs and it fits (warmFits), or stops it when it no longer fits
+   * (a task's VM booted for a follow-up, with the limit already reached). A warm VM promised to a
+   * task is that task's VM and is left alone. Resolves when a boot it started is settled, so
+   * callers (and tests) see the decision's result. boot: false only stops, never boots.
+   */
+  async balanceWarm(opts: { readonly boot?: boolean } = {}): Promise<void> {
     const warm = this.deps.warm;
-    if (!warm || this.active > 0) return;
-    warm.fill().catch((err: unknown) => this.deps.log.warn(`[vm] warm VM: ${String(err)}`));
+    if (!warm) return;
+    let max: number;
+    try {
+      max = this.deps.settings().maxParallelTasks;
+    } catch {
+      return; // invalid settings: nothing starts until they are fixed (the glue says so)
+    }
+    const up = this.taskVmsUp();
+    const fits = TaskManager.warmFits(up, max);
+    try {
+      if (!fits && warm.state !== 'off' && !warm.claimed) await warm.discard(`the tasks' VMs (${up}) fill cowork.maxParallelTasks (${max})`);
+      else if (fits && this.active === 0 && opts.boot !== false) await warm.fill();
+    } catch (err) {
+      this.deps.log.warn(`[vm] warm VM: ${String(err)}`);
+    }
+  }
+
+  /** Stop VM: the warm VM stops and stays off until a task's turn starts (WarmVm.stop: why). */
+  async stopWarm(reason: string): Promise<void> {
+    await this.deps.warm?.stop(reason);
   }
 
   /** The window's warm VM, if the glue made one. */
@@ -154,6 +217,9 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
     } catch {
       return; // invalid settings: nothing starts until they are fixed (the glue says so)
     }
+    // turning the setting on again is an explicit wish for a warm VM, also after Stop VM
+    if (on && this.warmSetting === false) warm.resume();
+    this.warmSetting = on;
     if (on) this.warmUp();
     else warm.discard('cowork.vm.warm was turned off').catch((err: unknown) => this.deps.log.warn(`[vm] warm VM: ${String(err)}`));
   }
@@ -172,6 +238,8 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
     if (task.isRunning || task.isQueued) throw new Error(`"${task.info.title}" is running; stop it first.`);
     const freedBytes = (await allocated(task.vm.sessionDisk)) + (await sizeOfTree(task.storageDir));
     await this.deps.warm?.release(id);
+    this.vmWatch.get(id)?.dispose();
+    this.vmWatch.delete(id);
     await task.dispose();
     this.tasks.delete(id);
     await this.save();
@@ -212,6 +280,8 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
   }
 
   async dispose(): Promise<void> {
+    for (const w of this.vmWatch.values()) w.dispose();
+    this.vmWatch.clear();
     await Promise.allSettled([...[...this.tasks.values()].map((t) => t.dispose()), this.deps.warm?.dispose()]);
     this.removeAllListeners();
   }

@@ -15,8 +15,11 @@
 //   is stopped and the task boots as before.
 // - It is booted only when the task manager says no turn is running (see TaskManager.warmUp): on a
 //   2-core TCG host a boot takes both cores for seconds and would slow the task's commands.
+// - It counts toward cowork.maxParallelTasks with the tasks' VMs (TaskManager.balanceWarm): the
+//   person bounds Cowork's memory with that setting, and the warm VM is the next task's VM.
 // - None while the host runs on battery; it dies with the helper (window close, helper death: the
-//   helper's watchdog kills every QEMU), with Clean Up and when the setting is turned off.
+//   helper's watchdog kills every QEMU), with Clean Up and when the setting is turned off. Stop VM
+//   stops it and holds it off until a task's turn starts (stop/resume: why).
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -61,6 +64,8 @@ export class WarmVm {
   private slot: Slot | undefined;
   private failures = 0;
   private disposed = false;
+  /** set by Stop VM (stop()): no warm boot until resume() */
+  private held = false;
   /** the guest layer the last task start resolved (consent is asked only for a task, never for the warm VM) */
   private layer: GuestLayerSpec | undefined | null = null;
   private readonly subscriptions: { dispose(): void }[];
@@ -81,6 +86,16 @@ export class WarmVm {
 
   get state(): WarmState {
     return !this.slot ? 'off' : this.slot.guest ? 'ready' : 'booting';
+  }
+
+  /** Whether the warm VM is promised to a task that has not adopted it yet (it is that task's VM now). */
+  get claimed(): boolean {
+    return this.slot?.claimed ?? false;
+  }
+
+  /** Whether Stop VM holds warm boots off (until resume()). */
+  get isHeld(): boolean {
+    return this.held;
   }
 
   /** The warm VM's id in the helper (task-<id>), while there is one. */
@@ -113,14 +128,14 @@ export class WarmVm {
    * kept failing. The caller picks the moment (no turn running). Resolves when the boot is settled.
    */
   async fill(): Promise<void> {
-    if (this.disposed || this.slot || this.failures >= WARM_MAX_FAILURES) return;
+    if (this.disposed || this.held || this.slot || this.failures >= WARM_MAX_FAILURES) return;
     const settings = this.opts.settings();
     if (!settings['vm.warm']) return;
     if (await (this.opts.onBattery ?? onBattery)()) {
       this.opts.log.info('[vm] no warm VM: the host runs on battery');
       return;
     }
-    if (this.disposed || this.slot) return;
+    if (this.disposed || this.held || this.slot) return;
     const id = randomBytes(6).toString('hex');
     const vmId = `task-${id}`;
     const layer = this.layer === null ? combineLayer(undefined, settings['guest.extraPackages']) : this.layer;
@@ -232,6 +247,24 @@ export class WarmVm {
     if (this.slot?.id === taskId) await this.discard('its task was deleted');
   }
 
+  /**
+   * Stop VM: the person wants no idle VM of Cowork running for this window, so the warm VM stops
+   * and none boots again until resume() (the next task's turn starts; its end boots one, as after
+   * any turn). Booting one again at the next turn's end, rather than never in this window, because
+   * delegating is the person's sign that they use Cowork's VMs again, and a window that never gets
+   * its warm VM back would make every later task wait for a boot without saying why. A window
+   * reload starts as any window does (with a warm VM): the hold is this window's.
+   */
+  async stop(reason: string): Promise<void> {
+    this.held = true;
+    await this.discard(reason);
+  }
+
+  /** A task's turn starts: warm boots are allowed again (after Stop VM). */
+  resume(): void {
+    this.held = false;
+  }
+
   /** Stops the warm VM (booting or ready) and removes its session disk. */
   async discard(reason: string): Promise<void> {
     const slot = this.slot;
@@ -281,7 +314,7 @@ export class WarmVm {
  * of activation), while the warm VM waits, so that the first Delegate of a window does not pay it.
  */
 function preloadFirstTurn(): void {
-  void Promise.all([import('../egress/audit'), import('../egress/guestBridge'), import('../egress/policy'), import('../egress/proxy'), import('../guest/sandbox'), import('@anthropic-ai/sdk'), import('../agent/loop'), import('../agent/tools')]).catch(() => undefined);
+  void Promise.all([import('../egress/audit'), import('../egress/policy'), import('../egress/proxy'), import('../guest/sandbox'), import('@anthropic-ai/sdk'), import('../agent/loop'), import('../agent/tools')]).catch(() => undefined);
 }
 
 /** Whether a battery of this host is discharging (Linux sysfs; elsewhere: no warm-VM opinion, false). */

@@ -1,6 +1,6 @@
 // The warm VM's decisions that need no guest: what counts as the same VM shape (a task adopts the
-// warm VM only then), the battery check from sysfs, and no boot while the setting is off or the
-// host is on battery. The VM suite (test/vm/warmVm.test.ts) covers adoption with real guests.
+// warm VM only then), the battery check from sysfs, no boot while the setting is off, the host is
+// on battery or Stop VM holds it off, and its place under cowork.maxParallelTasks. The VM suite (test/vm/warmVm.test.ts) covers adoption with real guests.
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { SettingsSchema } from '../../extension/config/settings';
 import type { VmHelper } from '../../extension/session/vmHelper';
+import { TaskManager } from '../../extension/session/taskManager';
 import { onBattery, WarmVm } from '../../extension/session/warmVm';
 import { bootShapeDifference, vmStartParams } from '../../extension/session/vmStartParams';
 
@@ -74,5 +75,44 @@ describe('when no warm VM boots', () => {
     assert.equal(warm.state, 'off');
     assert.equal(warm.claimId(), undefined, 'no id to hand out without a warm VM');
     await warm.dispose();
+  });
+});
+
+describe('Stop VM and cowork.maxParallelTasks', () => {
+  const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
+  it('after stop() no warm boot is tried until resume()', async () => {
+    // a helper that counts boot attempts (and fails them: no guest here)
+    let attempts = 0;
+    const helper = {
+      onEvent: () => ({ dispose() {} }),
+      onExit: () => ({ dispose() {} }),
+      get: () => {
+        attempts++;
+        throw new Error('no helper in a unit test');
+      },
+    } as unknown as VmHelper;
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'cowork-warm-unit-'));
+    try {
+      const warm = new WarmVm({ helper, workspace: '/w', storageDir: dir, log: quiet, settings: () => ({ ...base, 'vm.warm': true }), onBattery: () => Promise.resolve(false) });
+      await warm.stop('Stop VM');
+      await warm.fill();
+      assert.equal(attempts, 0, 'held off after Stop VM');
+      assert.equal(warm.isHeld, true);
+      warm.resume();
+      await warm.fill();
+      assert.equal(attempts, 1, 'a boot is tried again after resume()');
+      await warm.dispose();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the warm VM fits only while the tasks\' VMs that are up leave room under the limit', () => {
+    assert.equal(TaskManager.warmFits(0, 1), true);
+    assert.equal(TaskManager.warmFits(1, 1), false, 'one task VM up fills maxParallelTasks = 1');
+    assert.equal(TaskManager.warmFits(1, 2), true);
+    assert.equal(TaskManager.warmFits(2, 2), false);
+    assert.equal(TaskManager.warmFits(3, 2), false, 'idle task VMs may exceed the limit (it bounds turns): still no warm VM');
   });
 });

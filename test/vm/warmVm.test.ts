@@ -2,9 +2,10 @@
 // layer the extension uses (TaskManager + WarmVm + the bundled helper): a task adopts the VM booted
 // ahead (the same QEMU process that was ready before Delegate) and sees the workspace; the next
 // task gets a fresh VM that shows nothing of the first task's files or processes; a settings
-// change that shapes the VM discards the warm one and the task boots as before; turning the
-// setting off stops it, and neither that, nor closing the window, nor the helper's death leaves a
-// QEMU behind.
+// change that shapes the VM discards the warm one and the task boots as before; Stop VM stops it
+// until a task's turn has run; it counts toward cowork.maxParallelTasks with the tasks' VMs;
+// turning the setting off stops it, and neither that, nor closing the window, nor the helper's
+// death leaves a QEMU behind.
 import assert from 'node:assert/strict';
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -140,6 +141,51 @@ describe('the warm VM with real guests', { timeout: 1_200_000 }, () => {
     assert.ok(now && now !== pid, `the task runs on a QEMU of its own boot (${now}), not the warm one (${pid})`);
     await until('the discarded warm QEMU to exit', () => !isAlive(pid), 20_000);
     settings = { ...settings, 'vm.diskGiB': 4 };
+    await task.vm.stop();
+  });
+
+  it('Stop VM stops the warm VM, and none boots again until a task\'s turn has run', { timeout: 400_000 }, async () => {
+    const { vmId, pid } = await readyWarm();
+    await manager.stopWarm('Stop VM');
+    await until('the warm QEMU to exit after Stop VM', () => !isAlive(pid), 20_000);
+    assert.equal(await qemuPid(vmId), undefined, 'the helper no longer lists it');
+    await until('its session disk to be removed', () => access(path.join(storageDir, 'sessions', `${vmId}.qcow2`)).then(() => false, () => true), 10_000);
+    // what boots one otherwise: the manager's balance with no turn running, a settings change
+    manager.settingsChanged();
+    await manager.balanceWarm();
+    assert.equal(warm.state, 'off', 'no warm VM boots after Stop VM while no task has run');
+    // the next task boots its own VM; the end of its turn boots the warm VM again
+    model.play(say(toolUse('bash', { command: 'echo after-stop' })), say(text('Done.')));
+    const { task, done } = await manager.create('run after Stop VM');
+    assert.notEqual(task.vm.vmId, vmId);
+    assert.equal(await done, 'done');
+    assert.match(toolResults(task), /after-stop/);
+    const next = await readyWarm();
+    assert.notEqual(next.vmId, task.vm.vmId);
+    await task.vm.stop();
+  });
+
+  it('the warm VM counts toward cowork.maxParallelTasks: none while the tasks\' VMs fill it, one when a task VM stops, and a task VM booting past it stops the warm one', { timeout: 400_000 }, async () => {
+    await readyWarm();
+    settings = { ...settings, maxParallelTasks: 1 };
+    model.play(say(toolUse('bash', { command: 'echo one-slot' })), say(text('Done.')));
+    const { task, done } = await manager.create('run with one slot');
+    assert.equal(await done, 'done');
+    assert.equal(task.vm.current.state, 'ready', 'the task\'s VM stays up after its turn (idle stop is off here)');
+    await manager.balanceWarm();
+    assert.equal(warm.state, 'off', 'no warm VM beside a task VM when cowork.maxParallelTasks is 1');
+    // the task's VM stops: there is room for the warm VM again
+    await task.vm.stop();
+    const w = await readyWarm();
+    // a follow-up boots the task's VM again, past the limit: the warm VM goes (the task does not wait for it)
+    model.play(say(toolUse('bash', { command: 'echo follow-up-ran' })), say(text('Done.')));
+    const outcome = manager.send(task, 'once more');
+    await until('the warm VM to stop when a task VM boots past cowork.maxParallelTasks', () => warm.state === 'off' && !isAlive(w.pid), 120_000);
+    assert.equal(await outcome, 'done');
+    assert.match(toolResults(task), /follow-up-ran/);
+    await manager.balanceWarm();
+    assert.equal(warm.state, 'off', 'still none after the follow-up: the task VM fills the limit');
+    settings = { ...settings, maxParallelTasks: 2 };
     await task.vm.stop();
   });
 
