@@ -149,8 +149,8 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
   }
 
   /**
-   * The task VMs that are up (booting, ready or stopping: each holds a VM's memory), not counting
-   * one that is adopting the warm VM (the same VM).
+   * The task VMs that are up (booting, ready or stopping: each holds a VM's memory). A task that is
+   * adopting the warm VM counts once: the warm VM it was promised is left alone (balanceWarm).
    */
   private taskVmsUp(): number {
     let n = 0;
