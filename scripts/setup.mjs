@@ -11,7 +11,7 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const APT_GROUPS = {
   vm: {
     why: 'run the guest VM and build its image from Debian packages',
-    packages: ['qemu-system-x86', 'qemu-utils', 'mmdebstrap', 'squashfs-tools-ng', 'cpio', 'xz-utils', 'ca-certificates'],
+    packages: ['qemu-system-x86', 'qemu-utils', 'socat', 'mmdebstrap', 'squashfs-tools-ng', 'cpio', 'xz-utils', 'ca-certificates'],
   },
   e2e: {
     why: 'run a real VS Code (code-server) in a real browser (Chromium) for the end-to-end tests and the demo',

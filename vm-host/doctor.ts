@@ -14,7 +14,7 @@ import type { AcceleratorVerdicts } from './acceleratorVerdicts';
 import { BOOT_TIMEOUT_FACTOR, bootTimeoutMs, MIN_BOOT_TIMEOUT_MS, type BootTimes } from './bootTimes';
 import { availableAccelerators, type AcceleratorProbe } from './drivers/accelerator';
 import { kernelCmdline } from './drivers/qemu';
-import { IMAGE_BUILD_TOOLS, qemuTools, which } from './hostTools';
+import { EGRESS_TOOL, IMAGE_BUILD_TOOLS, qemuTools, which } from './hostTools';
 import { inspectImage } from './image/builder';
 import type { GuestArch, RecipeSources } from './image/recipe';
 import { HW_SIGN_OF_LIFE_MS } from './vm';
@@ -83,6 +83,8 @@ export async function runDoctor(d: DoctorDeps): Promise<DoctorLine[]> {
   }
   const qemuImg = await which('qemu-img');
   lines.push(qemuImg ? { id: 'qemu-img', ok: true, required: true, label: 'qemu-img', detail: qemuImg } : { id: 'qemu-img', ok: false, required: true, label: 'qemu-img', detail: 'not found (it creates the session disks)', fix: 'sudo apt-get install qemu-utils' });
+  const socat = await which(EGRESS_TOOL.command);
+  lines.push(socat ? { id: 'socat', ok: true, required: true, label: 'socat', detail: socat } : { id: 'socat', ok: false, required: true, label: 'socat', detail: `not found (to ${EGRESS_TOOL.purpose})`, fix: `sudo apt-get install ${EGRESS_TOOL.aptPackage} (macOS: brew install socat)` });
 
   // /dev/kvm
   if (platform === 'linux') lines.push(await kvmDeviceLine());

@@ -26,6 +26,9 @@ export function qemuTools(qemuBinary: string): HostTool[] {
   ];
 }
 
+/** QEMU starts it for each connection the guest opens to the egress proxy (extension/egress/hostSockets.ts). */
+export const EGRESS_TOOL: HostTool = { command: 'socat', aptPackage: 'socat', purpose: "carry the guest's connections to the egress proxy" };
+
 /** The command's path: itself when absolute (COWORK_QEMU_BINARY may be one) and executable, else the first on PATH. */
 export async function which(command: string, envPath = process.env.PATH ?? ''): Promise<string | undefined> {
   if (path.isAbsolute(command)) {

@@ -34,7 +34,7 @@ import { qemuDriver } from './drivers/qemu';
 import { ensureCacheDisk } from './cacheDisk';
 import { cleanupDisks, ensureSessionDisk } from './disks';
 import { VmHostError } from './errors';
-import { qemuTools, requireTools } from './hostTools';
+import { EGRESS_TOOL, qemuTools, requireTools } from './hostTools';
 import { BUILD_KILL_GRACE_MS, ensureImage, type GuestImage } from './image/builder';
 import { defaultCacheDir } from './image/cacheDir';
 import { ensureGuestLayer, isEmptyLayerSpec, type GuestLayer } from './image/guestLayer';
@@ -267,7 +267,7 @@ export class VmHostServer {
       accelerator = 'tcg';
     }
     const qemuBinary = qemuBinaryFor(this.env);
-    const tools = await requireTools(qemuTools(qemuBinary));
+    const tools = await requireTools([...qemuTools(qemuBinary), EGRESS_TOOL]);
     await ensureSessionDisk(tools.get('qemu-img')!, p.sessionDisk, p.diskGiB);
     this.checkCancelled(p.vmId);
     const cacheDisk = p.cacheDisk ? await this.claimCacheDisk(tools.get('qemu-img')!, p) : undefined;

@@ -11,6 +11,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { egressSocketPaths } from '../extension/egress/hostSockets';
 import type { ResolvedAccelerator, VmConnectInfo, VmStartParams } from '../extension/protocol/vmHost';
 import { classifyStderrLine, earlyExitReason, firstErrorLine, silenceReason } from './acceleratorFallback';
 import type { MachineConfig, VmDriver } from './drivers/driver';
@@ -159,6 +160,8 @@ export class Vm {
       cacheDisk: this.deps.cacheDisk,
       workspace: this.params.workspace,
       sshPort: port,
+      // socat is a required host tool (hostTools.ts), found on the PATH QEMU inherits
+      egress: { socat: 'socat', ...egressSocketPaths(this.params.vmId) },
       fwCfgFiles: files,
     };
     this.stderr = '';

@@ -1,7 +1,8 @@
 // The host side of the guest's only way out: an HTTP proxy (plain requests and CONNECT) and a
 // SOCKS5 proxy, one pair per task, applying that task's EgressPolicy and writing its audit log.
-// Connections arrive as streams (SSH reverse-forwarded channels from the guest), so no port is
-// opened on the host; `listen()` exists for tests and the benchmark.
+// Connections arrive on two unix sockets of this VM (`listenOn`, extension/egress/hostSockets.ts:
+// QEMU hands each guest connection to them), so no port is opened on the host; `listen()` (TCP on
+// 127.0.0.1) exists for tests and the benchmark.
 //
 // What is checked, in order, on every entry point: the host name's syntax (checkHost), the policy
 // (names, ports), every resolved address (connect.ts), then what the client sends: on the plain
@@ -15,6 +16,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { BlockedList, DenialCoalescer, type AuditSink, type EgressRecord } from './audit';
+import { listenEgressSockets, type EgressSocketPaths } from './hostSockets';
 import { connectTo, defaultResolver, EgressRefused, resolveChecked, type Resolver } from './connect';
 import { checkHost, displayHost, splitHostPort } from './hostname';
 import type { EgressPolicy } from './policy';
@@ -66,6 +68,7 @@ export class EgressProxy extends EventEmitter<{ decision: [EgressRecord] }> {
   private readonly tunnels = new WeakMap<Duplex, Tunnel>();
   private readonly open = new Set<Duplex>();
   private readonly servers: net.Server[] = [];
+  private readonly closers: (() => Promise<void>)[] = [];
   private readonly coalescer: DenialCoalescer;
   private readonly blockedList = new BlockedList();
 
@@ -92,13 +95,13 @@ export class EgressProxy extends EventEmitter<{ decision: [EgressRecord] }> {
     return { recent: this.blockedList.recent, total: this.blockedList.total };
   }
 
-  /** A connection from the guest's localhost:3128. */
+  /** A connection from the sandbox's 127.0.0.1:3128. */
   handleHttp(stream: Duplex): void {
     this.track(stream);
     this.server.emit('connection', stream);
   }
 
-  /** A connection from the guest's localhost:1080. */
+  /** A connection from the sandbox's 127.0.0.1:1080. */
   handleSocks(stream: Duplex): void {
     this.track(stream);
     void this.onSocks(stream);
@@ -115,10 +118,16 @@ export class EgressProxy extends EventEmitter<{ decision: [EgressRecord] }> {
     return { httpPort: await mk((s) => this.handleHttp(s)), socksPort: await mk((s) => this.handleSocks(s)) };
   }
 
+  /** Listens on this VM's two unix sockets (extension/egress/hostSockets.ts); close() removes them. */
+  async listenOn(paths: EgressSocketPaths): Promise<void> {
+    this.closers.push(await listenEgressSockets(paths, (s) => this.handleHttp(s), (s) => this.handleSocks(s)));
+  }
+
   async close(): Promise<void> {
     for (const s of this.open) s.destroy();
     this.coalescer.flush();
     await Promise.all(this.servers.map((l) => new Promise((r) => l.close(r))));
+    await Promise.all(this.closers.map((c) => c()));
     this.server.close();
     this.inTunnel.close();
   }

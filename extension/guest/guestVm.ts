@@ -86,7 +86,7 @@ export class GuestVm {
     return this.agent.sh(script, opts);
   }
 
-  /** Runs now and again after every reconnect (e.g. the egress forwards live on the connection). */
+  /** Runs now and again after every reconnect (for what lives on the connection). */
   async onConnected(hook: (conn: SshConnection) => Promise<void>): Promise<void> {
     this.connectHooks.push(hook);
     await hook(this.conn);

@@ -179,7 +179,7 @@ export class WorkspaceVm {
         const guest = (await this.opts.warm?.adopt(params)) ?? (await GuestVm.start(helper, params));
         undo.push({ what: 'stop the VM', run: () => guest.stop(0) });
         undo.push({ what: 'close the egress proxy', run: () => this.closeEgress() });
-        await this.attachEgress(guest, settings);
+        await this.attachEgress(settings);
         this.guest = guest;
         this.lostReason = undefined;
         this.sandboxInstance = GuestSandbox.for(guest);
@@ -208,10 +208,10 @@ export class WorkspaceVm {
     await audit?.close();
   }
 
-  private async attachEgress(guest: GuestVm, settings: Settings): Promise<void> {
+  private async attachEgress(settings: Settings): Promise<void> {
     await this.closeEgress();
     const apiHost = settings.apiBaseUrl ? new URL(settings.apiBaseUrl).hostname : undefined;
-    const [{ JsonlAudit }, { bridgeEgress }, { EgressPolicy }, { EgressProxy }] = await Promise.all([import('../egress/audit'), import('../egress/guestBridge'), import('../egress/policy'), import('../egress/proxy')]);
+    const [{ JsonlAudit }, { egressSocketPaths }, { EgressPolicy }, { EgressProxy }] = await Promise.all([import('../egress/audit'), import('../egress/hostSockets'), import('../egress/policy'), import('../egress/proxy')]);
     this.audit = new JsonlAudit(this.egressLog);
     this.proxy = new EgressProxy({
       task: this.vmId,
@@ -222,8 +222,8 @@ export class WorkspaceVm {
       this.opts.log[r.allowed ? 'debug' : 'info'](`[egress] ${r.allowed ? 'allowed' : 'DENIED'} ${r.method ?? r.via} ${r.host}:${r.port} (${r.rule}${r.reason ? `: ${r.reason}` : ''})`);
       this.emitter.emit('egress', r);
     });
-    const proxy = this.proxy;
-    await guest.onConnected((conn) => bridgeEgress(conn, proxy));
+    // this VM's sockets, which its QEMU (booted with them, maybe as the warm VM) connects each guest connection to
+    await this.proxy.listenOn(egressSocketPaths(this.vmId));
   }
 
   /**
@@ -239,7 +239,7 @@ export class WorkspaceVm {
     return entry;
   }
 
-  /** Re-establishes SSH (and the egress forwards) after the connection dropped. */
+  /** Re-establishes SSH after the connection dropped. */
   /** What QEMU uses now (resident memory, cpu time) and the session disk's allocated size. */
   async usage(): Promise<{ rssBytes?: number; cpuSeconds?: number; sessionDiskBytes?: number } | undefined> {
     if (this.status.state === 'stopped' || this.status.state === 'failed') return undefined;

@@ -11,7 +11,7 @@ import type * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MemoryAudit } from '../../extension/egress/audit';
-import { bridgeEgress } from '../../extension/egress/guestBridge';
+import { EGRESS_GUEST, egressSocketPaths } from '../../extension/egress/hostSockets';
 import { EgressPolicy } from '../../extension/egress/policy';
 import { EgressProxy } from '../../extension/egress/proxy';
 import { GuestVm } from '../../extension/guest/guestVm';
@@ -65,12 +65,12 @@ async function main(): Promise<void> {
     audit: new MemoryAudit(),
     resolver: () => Promise.resolve(['127.0.0.1']),
   });
+  await proxy.listenOn(egressSocketPaths('bench-sandbox'));
   const client = new VmHostClient({ helperPath: path.join(ROOT, 'dist', 'vm-host.js') });
   const rows: Row[] = [];
   try {
     const vm = await GuestVm.start(client, { vmId: 'bench-sandbox', workspace: ws, sessionDisk: path.join(tmp, 's.qcow2'), accelerator: benchAccelerator(), cpus: Math.min(2, os.cpus().length), memoryMiB: 1024, diskGiB: 2 });
     setAccelerator(vm.info.accelerator);
-    await vm.onConnected((c) => bridgeEgress(c, proxy));
     const sb = GuestSandbox.for(vm);
     await sb.run('true');
 
@@ -143,27 +143,34 @@ async function main(): Promise<void> {
       rows.push({ what: '50 MiB direct on the host', value: fmtMs(direct), note: `${mibps(direct).toFixed(1)} MiB/s` });
       rows.push({ what: '50 MiB from the sandbox via the proxy', value: fmtMs(proxied), note: `${mibps(proxied).toFixed(1)} MiB/s` });
       rows.push({ what: 'ratio proxied / direct', value: `${(proxied / direct).toFixed(1)}×`, note: 'goal ≤ 3×' });
-      // the same request straight on the egress socket, outside the sandbox (no relay, no curl):
-      // what is left is the host proxy, SSH both ends and the guest's socket
-      const py = [
-        'import socket',
-        's = socket.socket(socket.AF_UNIX)',
-        "s.connect('/run/cowork/egress/http.sock')",
-        `s.sendall(b'GET http://big.test:${port}/ HTTP/1.1\\r\\nHost: big.test:${port}\\r\\nConnection: close\\r\\n\\r\\n')`,
-        'b = bytearray(1 << 20)',
-        'n = 0',
-        'while True:',
-        '    k = s.recv_into(b)',
-        '    if not k: break',
-        '    n += k',
-        'print(n)',
-      ].join('\n');
-      t = performance.now();
-      const raw = await vm.exec(['python3', '-c', py], { timeoutMs: 300_000 });
-      const socketMs = performance.now() - t;
-      if (Number(raw.stdout.toString()) < SIZE) throw new Error(`egress socket download incomplete: ${raw.stdout.toString()} ${raw.stderr.toString()}`);
-      figure('proxy.50mib.socket.mibps', mibps(socketMs), 'MiB/s', '50 MiB read from the egress socket by a guest process outside the sandbox (no relay)');
+      // Each hop alone: the same request by a guest process outside the sandbox (no curl, no socat
+      // in the sandbox) on the egress socket (egress-relay, then QEMU), and straight to QEMU's
+      // forwarding address (no relay in the guest at all).
+      const rawGet = async (connect: string, what: string): Promise<number> => {
+        const py = [
+          'import socket',
+          connect,
+          `s.sendall(b'GET http://big.test:${port}/ HTTP/1.1\\r\\nHost: big.test:${port}\\r\\nConnection: close\\r\\n\\r\\n')`,
+          'b = bytearray(1 << 20)',
+          'n = 0',
+          'while True:',
+          '    k = s.recv_into(b)',
+          '    if not k: break',
+          '    n += k',
+          'print(n)',
+        ].join('\n');
+        const t0 = performance.now();
+        const raw = await vm.exec(['python3', '-c', py], { timeoutMs: 300_000 });
+        const ms = performance.now() - t0;
+        if (Number(raw.stdout.toString()) < SIZE) throw new Error(`${what} download incomplete: ${raw.stdout.toString()} ${raw.stderr.toString()}`);
+        return ms;
+      };
+      const socketMs = await rawGet("s = socket.socket(socket.AF_UNIX); s.connect('/run/cowork/egress/http.sock')", 'egress socket');
+      figure('proxy.50mib.socket.mibps', mibps(socketMs), 'MiB/s', '50 MiB read from the egress socket by a guest process outside the sandbox (no sandbox relay)');
       rows.push({ what: '  the same on the egress socket, no sandbox relay', value: fmtMs(socketMs), note: `${mibps(socketMs).toFixed(1)} MiB/s` });
+      const fwdMs = await rawGet(`s = socket.create_connection(('${EGRESS_GUEST.address}', ${EGRESS_GUEST.httpPort}))`, 'forwarding address');
+      figure('proxy.50mib.guestfwd.mibps', mibps(fwdMs), 'MiB/s', "50 MiB read straight from QEMU's forwarding address by a guest process (no relay in the guest)");
+      rows.push({ what: "  the same from QEMU's forwarding address, no guest relay", value: fmtMs(fwdMs), note: `${mibps(fwdMs).toFixed(1)} MiB/s` });
       if (tlsServer) {
         const directTls = await download(https.get, `https://127.0.0.1:${tlsPort}/`);
         t = performance.now();

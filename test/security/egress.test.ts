@@ -5,7 +5,7 @@
 // through a test resolver, so each DNS answer an attacker could arrange is played exactly.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -14,6 +14,7 @@ import * as tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { JsonlAudit, MemoryAudit, type EgressRecord } from '../../extension/egress/audit';
 import { ipBytes } from '../../extension/egress/addresses';
+import { egressSocketDir, egressSocketPaths, ensureEgressSocketDir } from '../../extension/egress/hostSockets';
 import { EgressPolicy } from '../../extension/egress/policy';
 import { EgressProxy } from '../../extension/egress/proxy';
 import { inspectFirstFlight } from '../../extension/egress/sniff';
@@ -698,6 +699,60 @@ describe('egress: every tunnel leaves its audit record', { timeout: 10_000 }, ()
       const rec = await waitFor('the tunnel record', () => since(n).find((r) => r.host === 'good.test' && r.allowed && r.port === tlsPort));
       assert.ok(rec.bytesUp > 0 && rec.bytesDown > 0, 'bytes both ways are counted');
     });
+  });
+});
+
+// ---- 6b. the VM's sockets: where the guest's connections arrive on the host ------------------------
+
+describe("egress: a VM's sockets on the host", { timeout: 15_000 }, () => {
+  it('attempts', { timeout: 15_000 }, async () => {
+    const dir = path.join(tmp, 'sockets');
+    const paths = egressSocketPaths('vm-a', dir);
+    const get = (socketPath: string, url: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ socketPath, path: url, headers: { host: new URL(url).host } }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve(`${res.statusCode} ${body}`));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+
+    await attempt(A, "another local user reaches a VM's socket (folder 0700, sockets 0600)", async () => {
+      const p2 = new EgressProxy({ task: 'vm-a', policy: new EgressPolicy({ allowed: [`good.test:${httpPort}`, `127.0.0.1:${httpPort}`], denied: ['denied.test'] }), audit: new MemoryAudit(), resolver: () => Promise.resolve(['127.0.0.1']) });
+      // a file left where the socket goes (a crashed earlier run) is replaced, not an error
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      writeFileSync(paths.http, 'stale');
+      await p2.listenOn(paths);
+      try {
+        assert.equal(statSync(dir).mode & 0o777, 0o700);
+        assert.equal(statSync(paths.http).mode & 0o777, 0o600);
+        assert.equal(statSync(paths.socks).mode & 0o777, 0o600);
+        // the same policy as every entry point: allowed goes through, denied is refused
+        assert.match(await get(paths.http, `http://good.test:${httpPort}/x`), /^200 hello/);
+        assert.match(await get(paths.http, 'http://denied.test/'), /^403 /);
+      } finally {
+        await p2.close();
+      }
+      assert.deepEqual(readdirSync(dir), [], 'close() removes the sockets');
+    });
+
+    await attempt(A, 'the socket folder was made by someone else or opened to others', () => {
+      const open = path.join(tmp, 'open-sockets');
+      mkdirSync(open, { mode: 0o755 });
+      chmodSync(open, 0o755);
+      assert.throws(() => ensureEgressSocketDir(open), /not a private folder/);
+      const file = path.join(tmp, 'not-a-folder');
+      writeFileSync(file, '');
+      assert.throws(() => ensureEgressSocketDir(file));
+    });
+
+    // not an attack: each VM has its own pair, and a 64-character id still fits a unix socket path (~107 bytes)
+    const long = egressSocketPaths('x'.repeat(64));
+    assert.notEqual(egressSocketPaths('vm-a').http, egressSocketPaths('vm-b').http);
+    assert.ok(long.http.length < 100 && long.socks.length < 100, long.http);
+    assert.equal(path.dirname(long.http), egressSocketDir());
   });
 });
 

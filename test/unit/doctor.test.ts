@@ -44,7 +44,7 @@ describe('doctor lines', () => {
     assert.equal(diskLine('d', 'disk space', '/c', undefined).ok, false);
   });
 
-  it('names the missing QEMU, qemu-img and image tools with their packages (empty cache, nothing on PATH)', async () => {
+  it('names the missing QEMU, qemu-img, socat and image tools with their packages (empty cache, nothing on PATH)', async () => {
     const cache = await mkdtemp(path.join(os.tmpdir(), 'cowork-doctor-'));
     const savedPath = process.env.PATH;
     process.env.PATH = '/nonexistent';
@@ -63,6 +63,7 @@ describe('doctor lines', () => {
       const text = lines.map(formatDoctorLine);
       assert.ok(text.includes('✗ QEMU: qemu-system-x86_64 not found — fix: sudo apt-get install qemu-system-x86 (macOS: brew install qemu)'), text.join('\n'));
       assert.ok(text.some((l) => l.startsWith('✗ qemu-img:') && l.includes('apt-get install qemu-utils')));
+      assert.ok(text.some((l) => l.startsWith('✗ socat:') && l.includes('apt-get install socat')));
       const image = text.find((l) => l.includes('guest image'))!;
       assert.match(image, /^✗ guest image: not built yet and the tools to build it are missing: mmdebstrap, tar2sqfs, cpio, xz — fix: sudo apt-get install mmdebstrap squashfs-tools-ng cpio xz-utils$/);
       assert.ok(text.some((l) => /^✓ disk space \(session disks\): .* free in .*sessions$/.test(l)));

@@ -30,6 +30,15 @@ describe('qemu argv', () => {
     assert.deepEqual(net, ['user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22']);
   });
 
+  it("opens exactly the two egress forwards, each to this VM's socket through socat, quoted and escaped", () => {
+    const net = optionAfter(qemuArgv({ ...config, egress: { socat: '/usr/bin/socat', http: "/t/it's,a.http", socks: '/t/b.socks' } }), '-netdev');
+    assert.deepEqual(net, [
+      'user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22' +
+        ",guestfwd=tcp:10.0.2.100:3128-cmd:'/usr/bin/socat' -b 262144 -lf /dev/null - 'UNIX-CONNECT:/t/it'\\''s,,a.http'" +
+        ",guestfwd=tcp:10.0.2.100:1080-cmd:'/usr/bin/socat' -b 262144 -lf /dev/null - 'UNIX-CONNECT:/t/b.socks'",
+    ]);
+  });
+
   it('shares the workspace read-only (in both workspace modes), escaping commas', () => {
     assert.deepEqual(optionAfter(qemuArgv(config), '-fsdev'), ['local,id=ws,path=/home/me/my,,project,security_model=none,readonly=on']);
   });

@@ -1,7 +1,7 @@
 // The escape suite: attempts made from inside a sandboxed command in a real guest, each asserting
 // that it fails and that nothing outside changed. Ends with "escape attempts: N, blocked: N,
-// succeeded: 0". The egress proxy is the real one, bridged over SSH, with a test HTTP server on the
-// host allowed by exactly its address:port.
+// succeeded: 0". The egress proxy is the real one, reached as in the product (QEMU's guestfwd to
+// its unix sockets), with a test HTTP server on the host allowed by exactly its address:port.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MemoryAudit } from '../../extension/egress/audit';
-import { bridgeEgress } from '../../extension/egress/guestBridge';
+import { EGRESS_GUEST, egressSocketPaths } from '../../extension/egress/hostSockets';
 import { EgressPolicy } from '../../extension/egress/policy';
 import { EgressProxy } from '../../extension/egress/proxy';
 import type { ExecResult } from '../../extension/guest/guestAgent';
@@ -109,9 +109,9 @@ before(async () => {
     audit,
     resolver: (h) => (names[h] ? Promise.resolve([names[h]]) : Promise.reject(Object.assign(new Error('no such name'), { code: 'ENOTFOUND' }))),
   });
+  await proxy.listenOn(egressSocketPaths('escape'));
   client = startHelper();
   vm = await bootGuest(client, ws, sessions, 'escape', { diskGiB: 1 }); // small, so filling it is quick
-  await vm.onConnected((conn) => bridgeEgress(conn, proxy));
   sb = GuestSandbox.for(vm);
 });
 
@@ -211,6 +211,20 @@ describe('escape attempts from a sandboxed command', () => {
   attempt('resolve a name with the system resolver', async () => /RESOLVED/.test(out(await py(`import socket\ntry:\n    socket.getaddrinfo('deb.debian.org', 443); print('RESOLVED')\nexcept Exception as e: print('no', e)`))));
   attempt('open a raw IP socket', async () => /OPENED/.test(out(await py(`import socket\ntry:\n    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); print('OPENED')\nexcept Exception as e: print('no', e)`))));
   attempt('open a packet socket', async () => /OPENED/.test(out(await py(`import socket\ntry:\n    socket.socket(17, socket.SOCK_RAW, 0); print('OPENED')\nexcept Exception as e: print('no', e)`))));
+  attempt("TCP to QEMU's egress forwarding address from the sandbox (its two ports and another)", async () =>
+    !(await tcpRefused(EGRESS_GUEST.address, EGRESS_GUEST.httpPort)) || !(await tcpRefused(EGRESS_GUEST.address, EGRESS_GUEST.socksPort)) || !(await tcpRefused(EGRESS_GUEST.address, 22)));
+  attempt("from the guest's root, outside the sandbox: the forwarding address on another port, the host's gateway, a public IP", async () => {
+    // the door restrict=on leaves open is the two guestfwd ports only, and only the guest's root network namespace has a route to them
+    const code = [
+      'import socket',
+      `for host, port in (('${EGRESS_GUEST.address}', 22), ('${EGRESS_GUEST.address}', 80), ('10.0.2.2', ${loopbackPort}), ('1.1.1.1', 443)):`,
+      '    try:',
+      '        socket.create_connection((host, port), timeout=3); print("CONNECTED", host, port)',
+      '    except Exception as e: print("REFUSED", host, port, e)',
+    ].join('\n');
+    const r = await vm.exec(['python3', '-c', code], { timeoutMs: 60_000 });
+    return out(r).includes('CONNECTED') || (out(r).match(/REFUSED/g) ?? []).length !== 4 || loopbackAccepts > 0;
+  });
   attempt('talk to the proxy socket with a non-HTTP protocol to reach the host', async () => /SSH-2.0|root@/.test(out(await run('printf "SSH-2.0-x\\r\\n" | socat -t 2 - UNIX-CONNECT:/run/cowork/egress/http.sock 2>&1'))));
   // Network, through the proxy
   attempt('HTTP to a denied domain', async () => !/HTTP=403/.test(await curl('http://denied.test/')));

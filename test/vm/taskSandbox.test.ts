@@ -86,7 +86,8 @@ describe("the task's one sandbox", { timeout: 600_000 }, () => {
       const ps = await boxed(other, 'ps -eo pid,args');
       assert.doesNotMatch(ps, /http\.server/, 'no process of the first sandbox is visible');
       assert.match(ps, /^\s*1 .*sandbox-exec/m, 'its own executor is its pid 1');
-      assert.deepEqual(ps.trim().split('\n').slice(1).filter((l) => !/sandbox-exec|ps -eo/.test(l)), [], 'nothing but its executor and ps itself');
+      // (and its own two egress relays: the guest's egress sockets exist from the agent's start)
+      assert.deepEqual(ps.trim().split('\n').slice(1).filter((l) => !/sandbox-exec|ps -eo|socat .* UNIX-CONNECT:\/run\/cowork\/egress\//.test(l)), [], 'nothing but its executor, its egress relays and ps itself');
       // its own network namespace: 127.0.0.1:PORT there is nobody's
       assert.equal((await boxed(other, `curl -s -o /dev/null --noproxy '*' --max-time 5 http://127.0.0.1:${PORT}/ && echo up || echo down`)).trim(), 'down');
       // everything it may signal is its own: the first task's server survives

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { classifyAddress } from '../../extension/egress/addresses';
 import { MemoryAudit } from '../../extension/egress/audit';
-import { bridgeEgress } from '../../extension/egress/guestBridge';
+import { egressSocketPaths, listenEgressSockets } from '../../extension/egress/hostSockets';
 import { EgressPolicy } from '../../extension/egress/policy';
 import { EgressProxy } from '../../extension/egress/proxy';
 import type { ExecResult } from '../../extension/guest/guestAgent';
@@ -44,6 +44,7 @@ let withRegistry: EgressProxy;
 let withoutRegistry: EgressProxy;
 /** the proxy the guest's egress sockets reach now */
 let current: EgressProxy;
+let closeSockets: (() => Promise<void>) | undefined;
 
 const out = (r: ExecResult): string => r.stdout.toString() + r.stderr.toString();
 /** the egress audit's last records for the registry, for a failure message: who ended a connection and why */
@@ -142,12 +143,11 @@ before(
     withRegistry = new EgressProxy({ task: 'toolbox', policy: new EgressPolicy({ allowed: [REGISTRY, ...registryIps, wheelIndex], denied: [] }), audit });
     withoutRegistry = new EgressProxy({ task: 'toolbox-no-registry', policy: new EgressPolicy({ allowed: [wheelIndex], denied: [] }), audit });
     current = withRegistry;
-    // one bridge; the test switches which proxy (which policy) the guest's connections reach
-    const switchable = { handleHttp: (s: Duplex) => current.handleHttp(s), handleSocks: (s: Duplex) => current.handleSocks(s) } as unknown as EgressProxy;
+    // one pair of sockets; the test switches which proxy (which policy) the guest's connections reach
+    closeSockets = await listenEgressSockets(egressSocketPaths('toolbox'), (s: Duplex) => current.handleHttp(s), (s: Duplex) => current.handleSocks(s));
 
     client = startHelper();
     vm = await bootGuest(client, ws, path.join(root.dir, 'sessions'), 'toolbox');
-    await vm.onConnected((conn) => bridgeEgress(conn, switchable));
     sb = GuestSandbox.for(vm);
   },
   { timeout: 300_000 },
@@ -156,6 +156,7 @@ before(
 after(async () => {
   await vm?.stop().catch(() => undefined);
   await client?.dispose();
+  await closeSockets?.();
   await withRegistry?.close();
   await withoutRegistry?.close();
   index?.close();

@@ -24,6 +24,11 @@ export interface MachineConfig {
   readonly cacheDisk?: string;
   readonly workspace: string;
   readonly sshPort: number;
+  /**
+   * The guest's egress: socat (its path) and this VM's two host sockets, reached from the guest's
+   * 10.0.2.100:3128 (HTTP proxy) and :1080 (SOCKS5) through slirp's guestfwd (extension/egress/hostSockets.ts)
+   */
+  readonly egress?: { readonly socat: string; readonly http: string; readonly socks: string };
   /** fw_cfg blobs: name under opt/cowork/ → host file */
   readonly fwCfgFiles: Readonly<Record<string, string>>;
   /** appended to the kernel command line (the benchmark's bare boot uses "cowork.bare") */

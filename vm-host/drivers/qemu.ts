@@ -1,5 +1,6 @@
 // QEMU as the baseline driver on every OS. `qemuArgv` is a pure config → argv function so it can
 // be tested without starting anything.
+import { EGRESS_GUEST } from '../../extension/egress/hostSockets';
 import type { DriverCapabilities, MachineConfig, VmDriver } from './driver';
 
 export const QEMU_CAPABILITIES: DriverCapabilities = { vsock: false, virtiofs: false, snapshots: false };
@@ -47,13 +48,32 @@ export function qemuArgv(c: MachineConfig): string[] {
     ...(c.cacheDisk ? ['-drive', `file=${escapeOpt(c.cacheDisk)},format=qcow2,if=none,id=cache,cache=writeback,discard=unmap`, '-device', 'virtio-blk-pci,drive=cache'] : []),
     '-fsdev', `local,id=ws,path=${escapeOpt(c.workspace)},security_model=none,readonly=on`, // read-only in both workspace modes (extension/changes/direct.ts)
     '-device', 'virtio-9p-pci,fsdev=ws,mount_tag=workspace',
-    // restrict=on: the guest can open no connection out; only the forwarded sshd port comes in.
-    '-netdev', `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${c.sshPort}-:22`,
+    // restrict=on: the guest can open no connection out but the two guestfwd ones (the egress
+    // proxy, extension/egress/hostSockets.ts); only the forwarded sshd port comes in.
+    '-netdev', `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${c.sshPort}-:22${egressForwards(c)}`,
     '-device', 'virtio-net-pci,netdev=net0,romfile=',
     '-device', 'virtio-rng-pci',
   ];
   for (const [name, file] of Object.entries(c.fwCfgFiles)) argv.push('-fw_cfg', `name=opt/cowork/${name},file=${escapeOpt(file)}`);
   return argv;
+}
+
+/**
+ * slirp's guestfwd with `cmd:`: for each connection the guest opens to 10.0.2.100:<port>, QEMU
+ * starts the command (split like a shell would, no shell run) with the connection as its stdin,
+ * stdout and stderr; socat carries it to this VM's socket of the host proxy. socat logs to
+ * /dev/null (its stderr is the guest's connection) and moves up to 256 KiB per read (8 KiB by default).
+ */
+function egressForwards(c: MachineConfig): string {
+  if (!c.egress) return '';
+  const fwd = (port: number, socket: string): string =>
+    `,guestfwd=tcp:${EGRESS_GUEST.address}:${port}-cmd:${escapeOpt(`${shellQuote(c.egress!.socat)} -b 262144 -lf /dev/null - ${shellQuote(`UNIX-CONNECT:${socket}`)}`)}`;
+  return fwd(EGRESS_GUEST.httpPort, c.egress.http) + fwd(EGRESS_GUEST.socksPort, c.egress.socks);
+}
+
+/** One argument quoted for g_shell_parse_argv (POSIX shell rules: single quotes, ' as '\''). */
+export function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, "'\\''")}'`;
 }
 
 /** QEMU option values escape ',' by doubling it. */

@@ -48,6 +48,10 @@ executor hangs up its process group (SIGHUP), and what survives that (nohup, set
 in the command's cgroup (its output read and dropped) until the sandbox stops (sandbox-stop, the
 channel closing, or the agent dying: bwrap --die-with-parent, and the sweep).
 
+Egress: the agent starts egress-relay (the guest's end of the path to the host's proxy: the unix
+sockets the sandbox's relays connect to, carried to QEMU's forwarding address) before it joins its
+own cgroup, and the first sandbox waits until it listens. One relay serves the whole VM.
+
 Root and the upper dir: the scan, the reader and discard never follow a symlink the sandbox made
 (upperfs.py); the reader also drops its file-system identity to the sandbox user (setfsuid, per
 thread), so it can read only what the sandbox itself could.
@@ -58,6 +62,7 @@ CHUNK = 65536
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHIM = os.path.join(HERE, "cgroup-exec")
 SANDBOX_EXEC = os.path.join(HERE, "sandbox-exec")
+EGRESS_RELAY = os.path.join(HERE, "egress-relay")
 CGROUP_ROOT = "/sys/fs/cgroup/cowork"
 ENGINE_CGROUP = "/sys/fs/cgroup/cowork-engine"
 UPPER = b"/session/upper"
@@ -69,6 +74,39 @@ procs = {}  # id -> dict(pid, fds, deadline, started, timedOut, status)
 out_lock = threading.Lock()
 agent_cgroup = None  # this agent's parent of its commands' cgroups
 sandboxes = {}  # key -> dict(key, cgroup, popen, sock, ids, lingering, detached)
+egress_relay = None  # the guest's end of the egress path (egress-relay), started with this agent
+
+
+def start_egress_relay():
+    """egress-relay (the egress sockets -> QEMU's forwarding address) in its own session: one per VM
+    (it exits at once when another already listens), living as long as the guest, like sshd did."""
+    global egress_relay
+    egress_relay = subprocess.Popen([EGRESS_RELAY], executable=EGRESS_RELAY, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, cwd="/", env={"PATH": "/usr/bin:/bin"}, start_new_session=True, close_fds=True)
+
+
+def await_egress_relay(limit_s=10.0):
+    """Before the first sandbox: its relays find the egress sockets listening (or the reason why not)."""
+    global egress_relay
+    p, egress_relay = egress_relay, None
+    if p is None:
+        return
+    line = b""
+    ready = selectors.DefaultSelector()
+    ready.register(p.stdout, selectors.EVENT_READ)
+    if ready.select(limit_s):
+        line = p.stdout.readline()
+    ready.close()
+    p.stdout.close()
+    if line.strip() != b"ready":
+        why = b""
+        if p.poll() is not None:
+            why = p.stderr.read().strip()[-500:]
+        else:
+            p.kill()
+        p.stderr.close()
+        raise OSError("the egress relay did not start within %g s%s" % (limit_s, (": " + why.decode(errors="replace")) if why else ""))
+    p.stderr.close()
 
 
 def emit(obj):
@@ -257,6 +295,7 @@ def start_sandbox(spec):
     """The task's sandbox: bwrap (argv from the host's sandbox.ts) running sandbox-exec as the
     sandbox user, in agent-…/sb-<key>/init; its socket to us is registered with the selector."""
     key = check_name(spec["key"])
+    await_egress_relay()
     if agent_cgroup is None:
         raise OSError("cgroups are not available in this guest")
     user = spec["user"]
@@ -915,6 +954,12 @@ def main():
     sel.register(wake_r, selectors.EVENT_READ, ("wake", None))
     buf = b""
     skipping = False  # inside a line longer than MAX_LINE: dropped up to its end
+    try:
+        # before this agent joins cowork-engine (one CPU, a memory cap): the relay carries every
+        # task's downloads and stays where sshd, which carried them before, runs
+        start_egress_relay()
+    except OSError as e:
+        os.write(2, ("cowork-agent: egress relay: %s\n" % e).encode())
     try:
         swept = setup_cgroups()
     except OSError as e:
