@@ -17,11 +17,10 @@ import { VirtualTree } from '../changes/symlinks';
 import { Commands } from '../ids';
 import type { ChangeView } from '../protocol/webview';
 import { AppliedGroup, HOST_SCHEME } from './appliedGroup';
+import { closeDiffsNotListed, EMPTY_SCHEME, PROPOSED_SCHEME } from './diffTabs';
 import type { Task } from '../session/task';
 
-export const PROPOSED_SCHEME = 'cowork-proposed';
-export const EMPTY_SCHEME = 'cowork-empty';
-export { HOST_SCHEME };
+export { EMPTY_SCHEME, PROPOSED_SCHEME, HOST_SCHEME };
 export interface ChangeState extends vscode.SourceControlResourceState {
   /** the change as listed, with the sha256 of the version the row shows */
   readonly change: Change;
@@ -141,6 +140,12 @@ export class ReviewController implements vscode.Disposable {
     for (const st of states) this.statesByPath.set(st.change.path.toString('base64'), st);
     this.sc.count = this.count;
     this.emitter.fire(this.count);
+    // the diffs of changes that left the set (Accept, Discard, or the agent undid them) close
+    const listed = new Set(changes.map((c) => c.path.toString('base64')));
+    await closeDiffsNotListed(this.task.info.id, listed).then(
+      (n) => n && this.log.info(`[review] closed ${n} diff editor(s) of changes no longer proposed`),
+      (err: unknown) => this.log.warn(`[review] cannot close the diffs of changes no longer proposed: ${String(err)}`),
+    );
   }
 
   private async stateFor(change: Change): Promise<ChangeState> {
@@ -195,7 +200,8 @@ export class ReviewController implements vscode.Disposable {
   async openDiff(change: Change): Promise<void> {
     const host = this.hostUri(change);
     const proposed = vscode.Uri.from({ scheme: PROPOSED_SCHEME, path: `/${this.task.info.id}/${change.display}`, query: proposedQuery(change) });
-    const empty = vscode.Uri.from({ scheme: EMPTY_SCHEME, path: `/${change.display}` });
+    // the task and the raw path ride on the empty side too, so a deleted file's diff is found and closed (diffTabs.ts)
+    const empty = vscode.Uri.from({ scheme: EMPTY_SCHEME, path: `/${this.task.info.id}/${change.display}`, query: change.path.toString('base64') });
     const left = change.kind === 'added' ? empty : host;
     const right = change.kind === 'deleted' ? empty : proposed;
     await vscode.commands.executeCommand('vscode.diff', left, right, `${change.display} (Cowork: ${change.kind})`, { preview: true });

@@ -93,13 +93,27 @@ export function registerSuite(): void {
       assert.match(partly, /Hello, Cowork!/, 'the selected hunk reached the host file');
       assert.doesNotMatch(partly, /regular expressions/, 'the hunk outside the selection did not');
       assert.deepEqual(review.all.map((c) => c.display).sort(), ['NOTES.md', 'slugify.py'], 'the rest of the file is still proposed');
-      await vscode.commands.executeCommand('workbench.action.closeAllEditors');
-
-      // discard one through the review, accept the rest through Accept All
+      // the diff editors of this task's changes (their agent's or empty side is a cowork-proposed / cowork-empty URI of the task)
+      const diffTabs = (): string[] =>
+        vscode.window.tabGroups.all
+          .flatMap((g) => g.tabs)
+          .filter((t) => t.input instanceof vscode.TabInputTextDiff && [t.input.original, t.input.modified].some((u) => (u.scheme === 'cowork-proposed' || u.scheme === 'cowork-empty') && u.path.startsWith(`/${id}/`)))
+          .map((t) => t.label)
+          .sort();
+      assert.deepEqual(diffTabs(), ['slugify.py (Cowork: modified)'], 'the diff of a change that is still proposed stays open');
+      // keep it (not a preview) and open NOTES.md's diff beside it
+      await vscode.commands.executeCommand('workbench.action.keepEditor');
       const notes = review.all.find((c) => c.display === 'NOTES.md')!;
+      await vscode.commands.executeCommand('cowork.internal.openDiff', id, notes.path.toString('base64'));
+      await waitFor(() => diffTabs().length === 2, 30_000, 'NOTES.md\'s diff to open beside slugify.py\'s');
+
+      // discard one through the review, accept the rest through Accept All: each one's diff closes
       await review.discard([notes]);
       assert.deepEqual(review.all.map((c) => c.display), ['slugify.py']);
+      await waitFor(() => diffTabs().length === 1, 10_000, 'the diff of the discarded NOTES.md to close').catch((err: Error) => assert.fail(`${err.message}; open: ${diffTabs().join(', ')}`));
+      assert.deepEqual(diffTabs(), ['slugify.py (Cowork: modified)']);
       await vscode.commands.executeCommand('cowork.acceptAll', id);
+      await waitFor(() => diffTabs().length === 0, 10_000, 'the diff of the accepted slugify.py to close').catch((err: Error) => assert.fail(`${err.message}; open: ${diffTabs().join(', ')}`));
       const after = readFileSync(host, 'utf8');
       assert.match(after, /Hello, Cowork!/);
       assert.match(after, /import re {2}# regular expressions/);
