@@ -226,6 +226,11 @@ describe('the user journey in a real VS Code', { timeout: 1_800_000 }, () => {
     }
     assert.match(after, /import unicodedata/);
     assert.match(after, /normalize\("NFKD"/);
+    // the accepted change left the change set: its diff closes instead of showing a change that no longer exists
+    await page.locator('.tabs-container .tab', { hasText: 'slugify.py (Cowork' }).waitFor({ state: 'detached', timeout: 20_000 }).catch(async (err: unknown) => {
+      await screenshot(page, 'fail-diff-still-open');
+      throw new Error('the diff of the accepted slugify.py is still open', { cause: err });
+    });
     await screenshot(page, '05-accepted');
   });
 
