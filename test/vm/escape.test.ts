@@ -225,6 +225,34 @@ describe('escape attempts from a sandboxed command', () => {
     const r = await vm.exec(['python3', '-c', code], { timeoutMs: 60_000 });
     return out(r).includes('CONNECTED') || (out(r).match(/REFUSED/g) ?? []).length !== 4 || loopbackAccepts > 0;
   });
+  attempt('hold 300 proxy connections open at once, to start as many processes on the host (QEMU runs a socat per connection)', async () => {
+    // Each connection sends all of a request but its last line; only when all 300 are open are the
+    // requests ended. A connection answered then was open the whole time, so the number answered is
+    // how many reached the host at once, each through its own socat there.
+    const r = await py(
+      [
+        'import socket',
+        `head = b"GET http://good.test:${serverPort}/ HTTP/1.1\\r\\nHost: good.test:${serverPort}\\r\\n"`,
+        'held = []',
+        'for i in range(300):',
+        '    try:',
+        '        s = socket.create_connection(("127.0.0.1", 3128), timeout=10); s.sendall(head); held.append(s)',
+        '    except OSError: pass',
+        'answered = 0',
+        'for s in held:',
+        '    try:',
+        '        s.settimeout(30); s.sendall(b"\\r\\n"); answered += s.recv(64).startswith(b"HTTP/1.1 200")',
+        '    except OSError: pass',
+        'print("held", len(held), "answered", answered)',
+      ].join('\n'),
+      240_000,
+    );
+    const m = /held (\d+) answered (\d+)/.exec(out(r));
+    assert.ok(m, `the sandbox reports what it held: ${out(r)}`);
+    assert.ok(Number(m[2]) >= 100, `the connections reached the proxy (${m[0]}): the cap is what limits them`);
+    console.log(`escape: ${m[0]} (egress-relay's cap: 128 open at once)`);
+    return Number(m[2]) > 128;
+  });
   attempt('talk to the proxy socket with a non-HTTP protocol to reach the host', async () => /SSH-2.0|root@/.test(out(await run('printf "SSH-2.0-x\\r\\n" | socat -t 2 - UNIX-CONNECT:/run/cowork/egress/http.sock 2>&1'))));
   // Network, through the proxy
   attempt('HTTP to a denied domain', async () => !/HTTP=403/.test(await curl('http://denied.test/')));
