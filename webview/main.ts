@@ -252,7 +252,7 @@ function renderVm(): void {
   const running = state.vm.state === 'ready' || state.vm.state === 'booting';
   vmButtons.replaceChildren(
     running
-      ? button('Stop Smoke-Test VM', { icon: 'debug-stop', secondary: true, id: 'stop-vm', onClick: () => send({ type: 'stopVm' }) })
+      ? withTitle(button('Stop Smoke-Test VM', { icon: 'debug-stop', secondary: true, id: 'stop-vm', onClick: () => send({ type: 'stopVm' }) }), 'Stops this VM and the warm VM kept ready for the next task (cowork.vm.warm); tasks\' VMs keep running.')
       : button('Start Smoke-Test VM', { icon: 'vm', id: 'start-vm', onClick: () => send({ type: 'startVm' }) }),
   );
   commandOutput.hidden = !state.lastCommand;
@@ -387,3 +387,8 @@ window.addEventListener('message', (event: MessageEvent) => {
 render();
 send({ type: 'ready' });
 if (state.selected) send({ type: 'selectTask', taskId: state.selected });
+
+function withTitle(el: HTMLElement, title: string): HTMLElement {
+  el.title = title;
+  return el;
+}
