@@ -10,12 +10,13 @@ import { diffView, isBinary, MAX_DIFF_BYTES } from '../changes/diffView';
 import { displayIsExact, displayName } from '../changes/names';
 import type { GuestVm } from '../guest/guestVm';
 import { Commands } from '../ids';
+import { BEFORE_SCHEME, closeDirectDiffsNotRecorded, directEmptyUri, HOST_SCHEME } from './diffTabs';
 import type { ChangeView } from '../protocol/webview';
 import type { Task } from '../session/task';
 
-export const BEFORE_SCHEME = 'cowork-before';
-/** The host's version of a file whose name a file: URI cannot carry exactly (query: the raw path, base64). */
-export const HOST_SCHEME = 'cowork-host';
+// cowork-before: the person's version before the task; cowork-host: the host's version of a file
+// whose name a file: URI cannot carry exactly (query of both: the raw path, base64)
+export { BEFORE_SCHEME, HOST_SCHEME };
 
 export interface AppliedState extends vscode.SourceControlResourceState {
   readonly applied: AppliedEntry;
@@ -62,6 +63,10 @@ export class AppliedGroup {
   async update(): Promise<void> {
     const entries = (await this.record).all();
     this.group.resourceStates = await Promise.all(entries.map((e) => this.stateFor(e)));
+    await closeDirectDiffsNotRecorded(this.task.info.id, new Set(entries.map((e) => e.path))).then(
+      (n) => n && this.log.info(`[review] closed ${n} diff editor(s) of reverted direct-mode changes`),
+      (err: unknown) => this.log.warn(`[review] cannot close the diffs of reverted direct-mode changes: ${String(err)}`),
+    );
   }
 
   private async now(e: AppliedEntry): Promise<Buffer | null> {
@@ -102,7 +107,7 @@ export class AppliedGroup {
     const display = displayName(Buffer.from(pathB64, 'base64'));
     const kind = await this.kindOf(e);
     const before = vscode.Uri.from({ scheme: BEFORE_SCHEME, path: `/${this.task.info.id}/${display}`, query: pathB64 });
-    const empty = vscode.Uri.from({ scheme: 'cowork-empty', path: `/${display}` });
+    const empty = directEmptyUri(this.task.info.id, display, pathB64);
     const left = kind === 'added' ? empty : before;
     const rel = Buffer.from(pathB64, 'base64');
     const now = displayIsExact(rel) ? vscode.Uri.joinPath(this.workspace, rel.toString('utf8')) : vscode.Uri.from({ scheme: HOST_SCHEME, path: `/${this.task.info.id}/${display}`, query: pathB64 });

@@ -34,3 +34,43 @@ export async function closeDiffsNotListed(taskId: string, listed: ReadonlySet<st
   await vscode.window.tabGroups.close(gone, true);
   return gone.length;
 }
+
+/** The schemes of a direct-mode diff (AppliedGroup.openDiff); kept here so both groups share one matcher. */
+export const BEFORE_SCHEME = 'cowork-before';
+export const HOST_SCHEME = 'cowork-host';
+
+/**
+ * The missing side of a direct-mode diff (an added or deleted file): under /<task id>.direct/ so the
+ * review group's closeDiffsNotListed, which matches /<task id>/, never takes it for a proposed change.
+ */
+export function directEmptyUri(taskId: string, display: string, pathB64: string): vscode.Uri {
+  return vscode.Uri.from({ scheme: EMPTY_SCHEME, path: `/${taskId}.direct/${display}`, query: pathB64 });
+}
+
+/** The recorded direct-mode change (raw path, base64) whose diff this tab shows for the task, or undefined. */
+export function directDiffTabChange(tab: vscode.Tab, taskId: string): string | undefined {
+  const input = tab.input;
+  if (!(input instanceof vscode.TabInputTextDiff)) return undefined;
+  // the left side tells: the person's version before the task, or the direct-mode empty side of an
+  // added file (a proposed change's diff has the host file or /<task id>/ on its left, never these)
+  const left = input.original;
+  if (!left.query) return undefined;
+  if (left.scheme === BEFORE_SCHEME && left.path.startsWith(`/${taskId}/`)) return left.query;
+  if (left.scheme === EMPTY_SCHEME && left.path.startsWith(`/${taskId}.direct/`)) return left.query;
+  return undefined;
+}
+
+/**
+ * Direct mode's counterpart of closeDiffsNotListed: after Revert (or Revert All) a file leaves the
+ * record, and its diff (your version before the task ↔ the file now) would go on showing a change
+ * that was undone. A tab with unsaved edits stays. Returns how many tabs were closed.
+ */
+export async function closeDirectDiffsNotRecorded(taskId: string, recorded: ReadonlySet<string>): Promise<number> {
+  const gone = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => {
+    const change = directDiffTabChange(t, taskId);
+    return change !== undefined && !recorded.has(change) && !t.isDirty;
+  });
+  if (!gone.length) return 0;
+  await vscode.window.tabGroups.close(gone, true);
+  return gone.length;
+}

@@ -140,9 +140,18 @@ export function registerSuite(): void {
         assert.equal(review.all.length, 0, 'nothing is left pending');
         const views = await review.views();
         assert.ok(views[0]?.applied && views[0].lines.some((l) => l.includes('# direct')), JSON.stringify(views));
+        // its diff (your version before the task <-> the file now) opens, and closes once reverted
+        const directTabs = (): string[] =>
+          vscode.window.tabGroups.all
+            .flatMap((g) => g.tabs)
+            .filter((t) => t.input instanceof vscode.TabInputTextDiff && t.input.original.scheme === 'cowork-before' && t.input.original.path.startsWith(`/${id}/`))
+            .map((t) => t.label);
+        await vscode.commands.executeCommand('cowork.internal.openDiff', id, Buffer.from('slugify.py').toString('base64'));
+        await waitFor(() => directTabs().length === 1, 30_000, 'the direct-mode diff of slugify.py to open');
         await review.direct.revert(Buffer.from('slugify.py').toString('base64'));
         assert.equal(readFileSync(host, 'utf8'), before, 'Revert put the person\'s version back');
         assert.equal(review.direct.count, 0);
+        await waitFor(() => directTabs().length === 0, 10_000, 'the diff of the reverted slugify.py to close').catch((err: Error) => assert.fail(`${err.message}; open: ${directTabs().join(', ')}`));
         await task.vm.stop();
       } finally {
         await vscode.workspace.getConfiguration('cowork').update('workspace.mode', undefined, vscode.ConfigurationTarget.Global);
