@@ -17,6 +17,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
 
+/** Open connections one VM socket serves at once (the guest relay's own cap is 128). */
+export const MAX_CONNECTIONS_PER_SOCKET = 256;
+
 /** The guest's side: slirp's forwarding address and the ports of the two entry points. */
 export const EGRESS_GUEST = { address: '10.0.2.100', httpPort: 3128, socksPort: 1080 } as const;
 
@@ -66,6 +69,10 @@ export async function listenEgressSockets(paths: EgressSocketPaths, onHttp: (s: 
     for (const [file, handler] of [[paths.http, onHttp], [paths.socks, onSocks]] as const) {
       await rm(file, { force: true });
       const srv = net.createServer((s) => handler(s));
+      // The guest's relay keeps at most 128 connections open, but root in a subverted guest could
+      // skip it, and every connection is a socat process QEMU starts on the host: past this many
+      // open at once, a new one is closed at once, so its socat exits at once (Node drops it).
+      srv.maxConnections = MAX_CONNECTIONS_PER_SOCKET;
       servers.push(srv);
       await new Promise<void>((resolve, reject) => {
         srv.once('error', reject);

@@ -14,7 +14,7 @@ import * as tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { JsonlAudit, MemoryAudit, type EgressRecord } from '../../extension/egress/audit';
 import { ipBytes } from '../../extension/egress/addresses';
-import { egressSocketDir, egressSocketPaths, ensureEgressSocketDir } from '../../extension/egress/hostSockets';
+import { egressSocketDir, egressSocketPaths, ensureEgressSocketDir, MAX_CONNECTIONS_PER_SOCKET } from '../../extension/egress/hostSockets';
 import { EgressPolicy } from '../../extension/egress/policy';
 import { EgressProxy } from '../../extension/egress/proxy';
 import { inspectFirstFlight } from '../../extension/egress/sniff';
@@ -704,8 +704,8 @@ describe('egress: every tunnel leaves its audit record', { timeout: 10_000 }, ()
 
 // ---- 6b. the VM's sockets: where the guest's connections arrive on the host ------------------------
 
-describe("egress: a VM's sockets on the host", { timeout: 15_000 }, () => {
-  it('attempts', { timeout: 15_000 }, async () => {
+describe("egress: a VM's sockets on the host", { timeout: 30_000 }, () => {
+  it('attempts', { timeout: 30_000 }, async () => {
     const dir = path.join(tmp, 'sockets');
     const paths = egressSocketPaths('vm-a', dir);
     const get = (socketPath: string, url: string): Promise<string> =>
@@ -746,6 +746,34 @@ describe("egress: a VM's sockets on the host", { timeout: 15_000 }, () => {
       const file = path.join(tmp, 'not-a-folder');
       writeFileSync(file, '');
       assert.throws(() => ensureEgressSocketDir(file));
+    });
+
+    await attempt(A, "root in a subverted guest opens more connections than a VM's socket serves (each one a host socat)", async () => {
+      const flood = egressSocketPaths('vm-flood', dir);
+      const p3 = new EgressProxy({ task: 'vm-flood', policy: new EgressPolicy({ allowed: [], denied: [] }), audit: new MemoryAudit() });
+      await p3.listenOn(flood);
+      const held: net.Socket[] = [];
+      try {
+        // MAX_CONNECTIONS_PER_SOCKET held open (a request head never finished), then one more
+        for (let i = 0; i < MAX_CONNECTIONS_PER_SOCKET; i++) {
+          const c = net.connect(flood.http);
+          c.on('error', () => undefined);
+          await new Promise<void>((resolve, reject) => c.once('connect', resolve).once('error', reject));
+          c.write('GET http://x.test/ HTTP/1.1\r\n');
+          held.push(c);
+        }
+        const extra = net.connect(flood.http);
+        extra.on('error', () => undefined);
+        const closedAt = await new Promise<string>((resolve) => {
+          const timer = setTimeout(() => resolve('still open after 5 s'), 5_000);
+          extra.once('close', () => (clearTimeout(timer), resolve('closed')));
+        });
+        assert.equal(closedAt, 'closed', 'the connection past the cap is closed at once (its socat exits)');
+        assert.ok(held.every((c) => !c.destroyed), 'the ones within the cap stay served');
+      } finally {
+        for (const c of held) c.destroy();
+        await p3.close();
+      }
     });
 
     // not an attack: each VM has its own pair, and a 64-character id still fits a unix socket path (~107 bytes)
