@@ -9,6 +9,7 @@
 import * as os from 'node:os';
 import { z } from 'zod';
 import { parseRule } from '../egress/policy';
+import { EXTRA_CA_MAX_FILES, readExtraCa } from './extraCa';
 import { Accelerator, DebianPackageName, GUEST_LAYER_LIMITS } from '../protocol/vmHost';
 
 /** review: changes wait for Accept; direct: written to the folder as each tool call ends (changes/direct.ts). */
@@ -49,6 +50,17 @@ export const SettingsSchema = z.object({
   'workspace.mode': WorkspaceMode.default('review'),
   'network.allowedDomains': z.array(Domain).default(DEFAULT_ALLOWED_DOMAINS),
   'network.deniedDomains': z.array(Domain).default([]),
+  // the files are read here too, so that a bad one is a settings problem (shown, nothing started);
+  // the VM start reads them again (config/extraCa.ts) and refuses to boot if one went bad since
+  'network.extraCaCertificates': z
+    .array(z.string().min(1).max(4096))
+    .max(EXTRA_CA_MAX_FILES)
+    .default([])
+    .superRefine((paths, ctx) => {
+      const r = readExtraCa(paths);
+      if (!r.ok) for (const message of r.problems) ctx.addIssue({ code: 'custom', message });
+    })
+    .describe("PEM files on this machine: the guest trusts their certificates too (a network that inspects TLS)"),
   model: z.string().min(1).default('claude-opus-5-5'),
   models: z.array(z.string().min(1).max(200)).max(20).default(['claude-opus-5-5', 'claude-sonnet-5-5', 'claude-haiku-5-5']).describe("the panel's model picker offers these (and cowork.model)"),
   'agent.maxTokens': z.number().int().min(256).max(128_000).default(16_000),
@@ -92,6 +104,7 @@ export const SETTING_SCOPES = {
   // egress policy
   'network.allowedDomains': { scope: 'application', why: 'a capability grant: each entry is a host the agent may send your code to' },
   'network.deniedDomains': { scope: 'window', narrow: 'union', why: 'a workspace may deny more hosts; its entries are added to yours, never replace them' },
+  'network.extraCaCertificates': { scope: 'machine', why: 'certificates every TLS client in the guest trusts: a CA of the workspace\'s choosing could vouch for any site; and the files are read on this machine' },
   // resources of the machine the VM runs on
   'vm.cpus': { scope: 'machine', why: 'host CPUs given to the VM' },
   'vm.memoryMiB': { scope: 'machine', why: 'host memory given to the VM' },

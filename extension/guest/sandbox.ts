@@ -4,6 +4,7 @@
 // image), each command in its own session and cgroup with its limits. There is no other way for
 // the model to run a command, and nothing here can be switched off by the model.
 import { posix } from 'node:path';
+import type { ExtraCa } from '../config/extraCa';
 import type { CgroupLimits, SandboxRef } from './agentProtocol';
 import type { ExecOptions, ExecResult } from './guestAgent';
 import type { GuestVm } from './guestVm';
@@ -15,6 +16,16 @@ export const SANDBOX_EXEC = '/usr/local/lib/cowork/sandbox-exec';
 export const CONTROL_FD = 11;
 export const PROXY_HTTP = 'http://127.0.0.1:3128';
 export const PROXY_SOCKS = 'socks5h://127.0.0.1:1080';
+/**
+ * cowork.network.extraCaCertificates in the guest: written by root (installExtraCa), read-only in
+ * the sandbox. extra.pem holds only the setting's certificates (Node adds them to its own list);
+ * bundle.pem is Debian's bundle plus them, for the clients that take one file instead of the
+ * system's (OpenSSL's SSL_CERT_FILE, Python's requests and pip, curl, git).
+ */
+export const EXTRA_CA_DIR = '/run/cowork/ca';
+export const EXTRA_CA_FILE = `${EXTRA_CA_DIR}/extra.pem`;
+export const CA_BUNDLE_FILE = `${EXTRA_CA_DIR}/bundle.pem`;
+const DEBIAN_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 
 export interface SandboxSpec {
   readonly user: string;
@@ -22,6 +33,8 @@ export interface SandboxSpec {
   /** guest resources the limits are derived from */
   readonly cpus: number;
   readonly memoryMiB: number;
+  /** the extra CA certificates are installed in the guest (installExtraCa): bind them, point the clients at them */
+  readonly extraCa?: boolean;
 }
 
 export const SANDBOX_LIMITS = {
@@ -66,6 +79,16 @@ export function sandboxEnv(spec: SandboxSpec): Record<string, string> {
     NO_PROXY: 'localhost,127.0.0.1,::1',
     no_proxy: 'localhost,127.0.0.1,::1',
     COWORK_SANDBOX: '1',
+    ...(spec.extraCa
+      ? {
+          NODE_EXTRA_CA_CERTS: EXTRA_CA_FILE,
+          SSL_CERT_FILE: CA_BUNDLE_FILE,
+          REQUESTS_CA_BUNDLE: CA_BUNDLE_FILE,
+          PIP_CERT: CA_BUNDLE_FILE,
+          CURL_CA_BUNDLE: CA_BUNDLE_FILE,
+          GIT_SSL_CAINFO: CA_BUNDLE_FILE,
+        }
+      : {}),
   };
 }
 
@@ -96,6 +119,7 @@ export function taskSandboxArgv(spec: SandboxSpec): string[] {
     '--dev', '/dev',
     '--tmpfs', '/run',
     '--bind', '/run/cowork/egress', '/run/cowork/egress',
+    ...(spec.extraCa ? ['--ro-bind', EXTRA_CA_DIR, EXTRA_CA_DIR] : []),
     '--bind', '/session/tmp', '/tmp',
     '--dir', '/var',
     '--symlink', '../tmp', '/var/tmp',
@@ -124,6 +148,37 @@ export type SandboxRunOptions = Pick<ExecOptions, 'timeoutMs' | 'signal' | 'onSt
 
 let sandboxSeq = 0;
 const perVm = new WeakMap<GuestVm, GuestSandbox>();
+/** the sha256 of the extra CA certificates installed in a VM */
+const caPerVm = new WeakMap<GuestVm, string>();
+
+/**
+ * Writes the extra CA certificates into the guest as root (the data over the agent's stdin, never a
+ * host path): extra.pem and bundle.pem in EXTRA_CA_DIR, 0644, each renamed into place whole. Must
+ * come before the VM's sandbox is made (GuestSandbox.for binds them only if they are there then);
+ * a VM that already has these certificates is left alone (a warm VM adopted by its task).
+ */
+export async function installExtraCa(vm: GuestVm, ca: ExtraCa): Promise<void> {
+  const had = caPerVm.get(vm);
+  if (had === ca.sha256) return;
+  if (had !== undefined || perVm.has(vm)) throw new Error("this VM's sandbox was made with other CA certificates; the extra CA certificates can only be installed before it");
+  const script = [
+    'set -eu',
+    'umask 022',
+    `d=${EXTRA_CA_DIR}`,
+    'mkdir -p "$d"',
+    'cat > "$d/extra.pem.new"',
+    // Debian's bundle ends with a newline; the blank line keeps the blocks apart if it ever did not
+    `{ cat ${DEBIAN_CA_BUNDLE}; echo; cat "$d/extra.pem.new"; } > "$d/bundle.pem.new"`,
+    'chmod 0644 "$d/extra.pem.new" "$d/bundle.pem.new"',
+    'mv -f "$d/extra.pem.new" "$d/extra.pem"',
+    'mv -f "$d/bundle.pem.new" "$d/bundle.pem"',
+    'sha256sum "$d/extra.pem"',
+  ].join('\n');
+  const r = await vm.exec(['/bin/sh', '-c', script], { stdin: ca.pem, timeoutMs: 30_000 });
+  const sum = r.stdout.toString().split(' ')[0];
+  if (r.code !== 0 || sum !== ca.sha256) throw new Error(`could not install the extra CA certificates in the guest (exit ${r.code}${sum !== ca.sha256 ? ', the file differs from what was sent' : ''}): ${r.stderr.toString().slice(0, 300)}`);
+  caPerVm.set(vm, ca.sha256);
+}
 
 /**
  * The task's sandbox: one bwrap per GuestSandbox, made by the guest agent on the first command (and
@@ -142,7 +197,7 @@ export class GuestSandbox {
   /** The task's sandbox in this VM (one per VM: every caller shares it). */
   static for(vm: GuestVm): GuestSandbox {
     let sb = perVm.get(vm);
-    if (!sb) perVm.set(vm, (sb = new GuestSandbox(vm, { ...vm.info.sandbox, cpus: vm.info.cpus, memoryMiB: vm.info.memoryMiB })));
+    if (!sb) perVm.set(vm, (sb = new GuestSandbox(vm, { ...vm.info.sandbox, cpus: vm.info.cpus, memoryMiB: vm.info.memoryMiB, extraCa: caPerVm.has(vm) })));
     return sb;
   }
 

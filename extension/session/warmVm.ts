@@ -26,9 +26,9 @@ import * as path from 'node:path';
 import type { Settings } from '../config/settings';
 import { combineLayer } from '../config/guestSetup';
 import type { GuestVm } from '../guest/guestVm';
-import type { GuestLayerSpec, VmStartParams } from '../protocol/vmHost';
+import type { GuestLayerSpec } from '../protocol/vmHost';
 import type { VmHelper } from './vmHelper';
-import { bootShapeDifference, vmStartParams } from './vmStartParams';
+import { bootShapeDifference, helperStartParams, vmStartParams, type TaskVmParams } from './vmStartParams';
 import type { Logger } from './workspaceVm';
 
 /** After this many warm boots in a row failed (or the VM died idle), no more are tried in this window. */
@@ -50,7 +50,7 @@ export interface WarmVmOptions {
 
 interface Slot {
   readonly id: string;
-  readonly params: VmStartParams;
+  readonly params: TaskVmParams;
   /** resolves to the booted guest, or undefined when the boot failed or was stopped */
   boot: Promise<GuestVm | undefined>;
   guest?: GuestVm;
@@ -139,7 +139,14 @@ export class WarmVm {
     const id = randomBytes(6).toString('hex');
     const vmId = `task-${id}`;
     const layer = this.layer === null ? combineLayer(undefined, settings['guest.extraPackages']) : this.layer;
-    const params = vmStartParams({ vmId, workspace: this.opts.workspace, sessionDisk: this.sessionDisk(id), cacheDisk: this.opts.cacheDisk }, settings, layer);
+    let params: TaskVmParams;
+    try {
+      params = vmStartParams({ vmId, workspace: this.opts.workspace, sessionDisk: this.sessionDisk(id), cacheDisk: this.opts.cacheDisk }, settings, layer);
+    } catch (err) {
+      // a bad cowork.network.extraCaCertificates file: the task's own start says so to the person
+      this.opts.log.warn(`[vm] no warm VM: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
     const slot: Slot = { id, params, claimed: false, boot: Promise.resolve(undefined) };
     slot.boot = this.boot(slot);
     this.slot = slot;
@@ -152,7 +159,7 @@ export class WarmVm {
     try {
       const { GuestVm } = await import('../guest/guestVm');
       this.opts.log.info(`[vm] booting a warm VM (task-${slot.id}) for the next task`);
-      const guest = await GuestVm.start(this.opts.helper.get(), slot.params);
+      const guest = await GuestVm.start(this.opts.helper.get(), helperStartParams(slot.params));
       if (this.slot === slot) await this.startSandbox(guest, slot);
       if (this.slot !== slot) {
         // discarded while it booted
@@ -187,7 +194,10 @@ export class WarmVm {
    */
   private async startSandbox(guest: GuestVm, slot: Slot): Promise<void> {
     try {
-      const { GuestSandbox } = await import('../guest/sandbox');
+      const { GuestSandbox, installExtraCa } = await import('../guest/sandbox');
+      // before the sandbox, which binds them from its start; if this fails, no sandbox is made
+      // here and the task's start installs them again before its first command
+      if (slot.params.extraCa) await installExtraCa(guest, slot.params.extraCa);
       const r = await GuestSandbox.for(guest).runArgv(['/bin/true'], { timeoutMs: SANDBOX_START_TIMEOUT_MS });
       if (r.code !== 0) this.opts.log.debug(`[vm] the warm VM's sandbox did not start ahead (exit ${r.code}): ${r.stderr.toString().slice(0, 200)}`);
     } catch (err) {
@@ -211,7 +221,7 @@ export class WarmVm {
    * The warm VM booted as `wanted.vmId`, if it is the one promised to this task and fits `wanted`;
    * a warm VM that does not fit is stopped (the task then boots as usual on the same id).
    */
-  async adopt(wanted: VmStartParams): Promise<GuestVm | undefined> {
+  async adopt(wanted: TaskVmParams): Promise<GuestVm | undefined> {
     const slot = this.slot;
     if (!slot || `task-${slot.id}` !== wanted.vmId) return undefined;
     const guest = await slot.boot; // still booting: it has a head start on a cold boot

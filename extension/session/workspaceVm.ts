@@ -14,7 +14,7 @@ import type { VmHelper } from './vmHelper';
 import type { GuestLayerSpec, VmStateName } from '../protocol/vmHost';
 import type { Settings } from '../config/settings';
 import type { WarmVm } from './warmVm';
-import { vmStartParams } from './vmStartParams';
+import { helperStartParams, vmStartParams } from './vmStartParams';
 
 export interface Logger {
   trace(msg: string): void;
@@ -169,15 +169,18 @@ export class WorkspaceVm {
       this.setStatus({ state: 'booting' });
       const undo: { what: string; run: () => Promise<void> }[] = [];
       try {
-        const [{ GuestVm }, { GuestSandbox }] = await Promise.all([import('../guest/guestVm'), import('../guest/sandbox')]);
+        const [{ GuestVm }, { GuestSandbox, installExtraCa }] = await Promise.all([import('../guest/guestVm'), import('../guest/sandbox')]);
         const guestLayer = await this.opts.guestLayer?.();
         this.opts.warm?.noteLayer(guestLayer);
+        // reads the extra CA files: a bad one fails the start here, before anything boots
         const params = vmStartParams({ vmId: this.vmId, workspace: this.opts.workspace, sessionDisk: this.sessionDisk, cacheDisk: this.opts.cacheDisk }, settings, guestLayer);
         const helper = this.helper();
         // the warm VM booted for this task (same id, same session disk), when it fits; else a boot.
         // GuestVm.start stops the VM itself when SSH or the guest agent cannot be reached.
-        const guest = (await this.opts.warm?.adopt(params)) ?? (await GuestVm.start(helper, params));
+        const guest = (await this.opts.warm?.adopt(params)) ?? (await GuestVm.start(helper, helperStartParams(params)));
         undo.push({ what: 'stop the VM', run: () => guest.stop(0) });
+        // before the sandbox is made (an adopted warm VM has the same ones already: bootShapeDifference)
+        if (params.extraCa) await installExtraCa(guest, params.extraCa);
         undo.push({ what: 'close the egress proxy', run: () => this.closeEgress() });
         await this.attachEgress(settings);
         this.guest = guest;

@@ -2,7 +2,8 @@
 // layer the extension uses (TaskManager + WarmVm + the bundled helper): a task adopts the VM booted
 // ahead (the same QEMU process that was ready before Delegate) and sees the workspace; the next
 // task gets a fresh VM that shows nothing of the first task's files or processes; a settings
-// change that shapes the VM discards the warm one and the task boots as before; Stop VM stops it
+// change that shapes the VM discards the warm one and the task boots as before (so does a change of
+// cowork.network.extraCaCertificates, whose sandbox started ahead has them bound); Stop VM stops it
 // until a task's turn has run; it counts toward cowork.maxParallelTasks with the tasks' VMs;
 // turning the setting off stops it, and neither that, nor closing the window, nor the helper's
 // death leaves a QEMU behind.
@@ -21,6 +22,8 @@ import { HELPER, isAlive, tempDir, testAccelerator } from './harness';
 import { pgrep, until } from '../support/wait';
 
 const API_KEY = 'sk-ant-api03-warm-vm-test-key-0123456789';
+// the host's CA bundle, as the other VM tests find it (the extra CA test below only needs a valid file)
+const HOST_CA_BUNDLE = process.env.NODE_EXTRA_CA_CERTS ?? '/etc/ssl/certs/ca-certificates.crt';
 const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 const log = process.env.COWORK_TEST_VERBOSE ? { trace() {}, debug() {}, info: (m: string) => console.error(m), warn: (m: string) => console.error(m), error: (m: string) => console.error(m) } : quiet;
 /** a warm boot under TCG takes ~10 s here; a loaded CI host several times that */
@@ -163,6 +166,33 @@ describe('the warm VM with real guests', { timeout: 1_200_000 }, () => {
     const next = await readyWarm();
     assert.notEqual(next.vmId, task.vm.vmId);
     await task.vm.stop();
+  });
+
+  it('cowork.network.extraCaCertificates: a warm VM booted without them does not fit; the next one is booted with them and its sandbox, started ahead, has them', { timeout: 600_000 }, async () => {
+    const caCommand = 'echo "ca=$SSL_CERT_FILE"; grep -c "BEGIN CERTIFICATE" /run/cowork/ca/extra.pem';
+    const { vmId, pid } = await readyWarm();
+    settings = { ...settings, 'network.extraCaCertificates': [HOST_CA_BUNDLE] };
+    model.play(say(toolUse('bash', { command: caCommand })), say(text('Done.')));
+    const { task, done } = await manager.create('with the extra CA certificates');
+    assert.equal(task.vm.vmId, vmId, "the task was promised the warm VM's id");
+    assert.equal(await done, 'done');
+    assert.match(toolResults(task), /ca=\/run\/cowork\/ca\/bundle\.pem\n[1-9]\d*\b/);
+    const now = await qemuPid(vmId);
+    assert.ok(now && now !== pid, `the task runs on a QEMU of its own boot (${now}), not the warm one booted without the certificates (${pid})`);
+    await until('the discarded warm QEMU to exit', () => !isAlive(pid), 20_000);
+    await task.vm.stop();
+    // the end of that turn booted the next warm VM with the setting: its sandbox binds them from the start
+    const next = await readyWarm();
+    model.play(say(toolUse('bash', { command: caCommand })), say(text('Done.')));
+    const second = await manager.create('again with the extra CA certificates');
+    assert.equal(second.task.vm.vmId, next.vmId);
+    assert.equal(await second.done, 'done');
+    assert.equal(await qemuPid(next.vmId), next.pid, 'the task adopted the warm VM booted with the certificates');
+    assert.match(toolResults(second.task), /ca=\/run\/cowork\/ca\/bundle\.pem\n[1-9]\d*\b/);
+    // the next tests start from a warm VM booted without them: this one goes, and stopping the task's VM boots that one
+    settings = { ...settings, 'network.extraCaCertificates': [] };
+    await warm.discard('the test reset cowork.network.extraCaCertificates');
+    await second.task.vm.stop();
   });
 
   it('the warm VM counts toward cowork.maxParallelTasks: none while the tasks\' VMs fill it, one when a task VM stops, and a task VM booting past it stops the warm one', { timeout: 400_000 }, async () => {
