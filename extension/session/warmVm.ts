@@ -189,8 +189,10 @@ export class WarmVm {
    * the identity, is already the task's) by running /bin/true in it. Measured here under TCG: the
    * first command of a VM takes 0.6–1.3 s, the next ones ~0.2 s; that difference is most of what
    * was left of Delegate → first command once the boot was gone. Nothing is written: the overlay
-   * stays empty, and the egress relays start with the task's first command once its proxy is
-   * attached (sandbox-exec ensure_relays). A failure here only means the first command starts it.
+   * stays empty. The egress relays start with this sandbox too (the guest's egress-relay listens
+   * from the agent's start); until the task adopts the VM and its proxy listens on the VM's host
+   * socket, a connection out finds no listener and is closed. A failure here only means the first
+   * command starts the sandbox.
    */
   private async startSandbox(guest: GuestVm, slot: Slot): Promise<void> {
     try {
