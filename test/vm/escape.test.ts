@@ -253,6 +253,14 @@ describe('escape attempts from a sandboxed command', () => {
     console.log(`escape: ${m[0]} (egress-relay's cap: 128 open at once)`);
     return Number(m[2]) > 128;
   });
+  attempt("reach root in the guest through the egress relay, which reads what the sandbox sends (it must serve as nobody, no capabilities)", async () => {
+    // (this shell's own command line holds the name too: skipped by its pid)
+    const r = await vm.sh('for p in /proc/[0-9]*; do [ "$p" = "/proc/$$" ] && continue; if tr "\\0" " " < $p/cmdline 2>/dev/null | grep -q "cowork/egress-relay $"; then grep -E "^(Uid|CapEff):" $p/status | tr "\\n\\t" "  "; echo; fi; done');
+    const lines = out(r).split('\n').filter((l) => l.trim());
+    assert.ok(lines.length >= 1, `the relay runs: ${out(r)}`);
+    console.log(`escape: egress-relay ${lines.join(' | ')}`);
+    return lines.some((l) => !/Uid:\s+65534\s+65534\s+65534\s+65534/.test(l) || !/CapEff:\s+0+\s/.test(`${l} `));
+  });
   attempt('talk to the proxy socket with a non-HTTP protocol to reach the host', async () => /SSH-2.0|root@/.test(out(await run('printf "SSH-2.0-x\\r\\n" | socat -t 2 - UNIX-CONNECT:/run/cowork/egress/http.sock 2>&1'))));
   // Network, through the proxy
   attempt('HTTP to a denied domain', async () => !/HTTP=403/.test(await curl('http://denied.test/')));
