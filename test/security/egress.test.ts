@@ -14,7 +14,7 @@ import * as tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { JsonlAudit, MemoryAudit, type EgressRecord } from '../../extension/egress/audit';
 import { ipBytes } from '../../extension/egress/addresses';
-import { egressSocketDir, egressSocketPaths, ensureEgressSocketDir, MAX_CONNECTIONS_PER_SOCKET } from '../../extension/egress/hostSockets';
+import { egressSocketDir, egressSocketPaths, ensureEgressSocketDir, MAX_CONNECTIONS_PER_VM, egressSocketBase } from '../../extension/egress/hostSockets';
 import { EgressPolicy } from '../../extension/egress/policy';
 import { EgressProxy } from '../../extension/egress/proxy';
 import { inspectFirstFlight } from '../../extension/egress/sniff';
@@ -748,33 +748,58 @@ describe("egress: a VM's sockets on the host", { timeout: 30_000 }, () => {
       assert.throws(() => ensureEgressSocketDir(file));
     });
 
-    await attempt(A, "root in a subverted guest opens more connections than a VM's socket serves (each one a host socat)", async () => {
+    await attempt(A, "root in a subverted guest opens more connections than a VM's sockets serve together (each one a host socat)", async () => {
       const flood = egressSocketPaths('vm-flood', dir);
       const p3 = new EgressProxy({ task: 'vm-flood', policy: new EgressPolicy({ allowed: [], denied: [] }), audit: new MemoryAudit() });
       await p3.listenOn(flood);
       const held: net.Socket[] = [];
-      try {
-        // MAX_CONNECTIONS_PER_SOCKET held open (a request head never finished), then one more
-        for (let i = 0; i < MAX_CONNECTIONS_PER_SOCKET; i++) {
-          const c = net.connect(flood.http);
-          c.on('error', () => undefined);
-          await new Promise<void>((resolve, reject) => c.once('connect', resolve).once('error', reject));
-          c.write('GET http://x.test/ HTTP/1.1\r\n');
-          held.push(c);
-        }
-        const extra = net.connect(flood.http);
-        extra.on('error', () => undefined);
-        const closedAt = await new Promise<string>((resolve) => {
-          const timer = setTimeout(() => resolve('still open after 5 s'), 5_000);
-          extra.once('close', () => (clearTimeout(timer), resolve('closed')));
+      // a SOCKS5 greeting the proxy answers: once answered, the proxy has counted the connection
+      const hold = async (file: string): Promise<void> => {
+        const c = net.connect(file);
+        c.on('error', () => undefined);
+        held.push(c);
+        await new Promise<void>((resolve, reject) => {
+          c.once('data', () => resolve()).once('close', () => reject(new Error(`held connection ${held.length} closed before the greeting's answer`)));
+          c.write(Buffer.from([5, 1, 0]));
         });
-        assert.equal(closedAt, 'closed', 'the connection past the cap is closed at once (its socat exits)');
+      };
+      try {
+        // the cap is per VM: all of it held on the SOCKS socket, one more on either socket is closed at once
+        for (let i = 0; i < MAX_CONNECTIONS_PER_VM; i++) await hold(flood.socks);
+        for (const file of [flood.http, flood.socks]) {
+          const extra = net.connect(file);
+          extra.on('error', () => undefined);
+          const closedAt = await new Promise<string>((resolve) => {
+            const timer = setTimeout(() => resolve('still open after 5 s'), 5_000);
+            extra.once('close', () => (clearTimeout(timer), resolve('closed')));
+          });
+          assert.equal(closedAt, 'closed', `a connection past the VM's cap on ${path.basename(file)} is closed at once (its socat exits)`);
+        }
         assert.ok(held.every((c) => !c.destroyed), 'the ones within the cap stay served');
       } finally {
         for (const c of held) c.destroy();
         await p3.close();
       }
     });
+
+    await attempt(A, "a second window takes over a live VM socket (the same folder open twice: one VM id)", async () => {
+      const shared = egressSocketPaths('vm-shared', dir);
+      const first = new EgressProxy({ task: 'vm-shared', policy: new EgressPolicy({ allowed: [`good.test:${httpPort}`, `127.0.0.1:${httpPort}`], denied: [] }), audit: new MemoryAudit(), resolver: () => Promise.resolve(['127.0.0.1']) });
+      const second = new EgressProxy({ task: 'vm-shared', policy: new EgressPolicy({ allowed: [], denied: [] }), audit: new MemoryAudit() });
+      await first.listenOn(shared);
+      try {
+        await assert.rejects(second.listenOn(shared), /already serves this VM's egress/);
+        assert.match(await get(shared.http, `http://good.test:${httpPort}/x`), /^200 hello/, "the first window's proxy still serves its VM");
+      } finally {
+        await second.close();
+        await first.close();
+      }
+    });
+
+    // where the folder goes: the user's runtime dir, else a temp dir socat can take, else /tmp
+    assert.equal(egressSocketBase({ XDG_RUNTIME_DIR: '/run/user/1000' }, '/tmp'), '/run/user/1000');
+    assert.equal(egressSocketBase({}, '/var/tmp'), '/var/tmp');
+    assert.equal(egressSocketBase({ XDG_RUNTIME_DIR: '/run/a,b' }, "/home/x/it's tmp"), '/tmp');
 
     // not an attack: each VM has its own pair, and a 64-character id still fits a unix socket path (~107 bytes)
     const long = egressSocketPaths('x'.repeat(64));

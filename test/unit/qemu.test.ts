@@ -31,12 +31,18 @@ describe('qemu argv', () => {
   });
 
   it("opens exactly the two egress forwards, each to this VM's socket through socat, quoted and escaped", () => {
-    const net = optionAfter(qemuArgv({ ...config, egress: { socat: '/usr/bin/socat', http: "/t/it's,a.http", socks: '/t/b.socks' } }), '-netdev');
+    const net = optionAfter(qemuArgv({ ...config, egress: { socat: "/opt/it's,socat", http: '/t/a-1.http', socks: '/t/b.socks' } }), '-netdev');
     assert.deepEqual(net, [
       'user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22' +
-        ",guestfwd=tcp:10.0.2.100:3128-cmd:'/usr/bin/socat' -b 262144 -lf /dev/null - 'UNIX-CONNECT:/t/it'\\''s,,a.http'" +
-        ",guestfwd=tcp:10.0.2.100:1080-cmd:'/usr/bin/socat' -b 262144 -lf /dev/null - 'UNIX-CONNECT:/t/b.socks'",
+        ",guestfwd=tcp:10.0.2.100:3128-cmd:'/opt/it'\\''s,,socat' -b 262144 -lf /dev/null - 'UNIX-CONNECT:/t/a-1.http'" +
+        ",guestfwd=tcp:10.0.2.100:1080-cmd:'/opt/it'\\''s,,socat' -b 262144 -lf /dev/null - 'UNIX-CONNECT:/t/b.socks'",
     ]);
+  });
+
+  it('refuses a socket path socat would misread in its address (, : quotes), instead of egress that silently fails', () => {
+    for (const bad of ["/t/it's.http", '/t/a,b.http', '/t/a:b.http', '/t/a b.http']) {
+      assert.throws(() => qemuArgv({ ...config, egress: { socat: 'socat', http: bad, socks: '/t/b.socks' } }), /characters socat cannot take/, bad);
+    }
   });
 
   it('shares the workspace read-only (in both workspace modes), escaping commas', () => {

@@ -1,6 +1,6 @@
 // QEMU as the baseline driver on every OS. `qemuArgv` is a pure config → argv function so it can
 // be tested without starting anything.
-import { EGRESS_GUEST } from '../../extension/egress/hostSockets';
+import { EGRESS_GUEST, socatSafePath } from '../../extension/egress/hostSockets';
 import type { DriverCapabilities, MachineConfig, VmDriver } from './driver';
 
 export const QEMU_CAPABILITIES: DriverCapabilities = { vsock: false, virtiofs: false, snapshots: false };
@@ -66,6 +66,10 @@ export function qemuArgv(c: MachineConfig): string[] {
  */
 function egressForwards(c: MachineConfig): string {
   if (!c.egress) return '';
+  for (const p of [c.egress.http, c.egress.socks]) {
+    // socat reads , : quotes, backslashes and brackets in its address as syntax (egressSocketBase avoids such folders)
+    if (!socatSafePath(p)) throw new Error(`The egress socket path ${p} has characters socat cannot take in an address; set TMPDIR or XDG_RUNTIME_DIR to a plain folder`);
+  }
   const fwd = (port: number, socket: string): string =>
     `,guestfwd=tcp:${EGRESS_GUEST.address}:${port}-cmd:${escapeOpt(`${shellQuote(c.egress!.socat)} -b 262144 -lf /dev/null - ${shellQuote(`UNIX-CONNECT:${socket}`)}`)}`;
   return fwd(EGRESS_GUEST.httpPort, c.egress.http) + fwd(EGRESS_GUEST.socksPort, c.egress.socks);
