@@ -98,12 +98,31 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
   /** Creates a task and starts it (or queues it when cowork.maxParallelTasks are running). */
   async create(prompt: string, opts: { readonly model?: string; readonly images?: readonly PromptImage[] } = {}): Promise<{ task: Task; done: Promise<SendOutcome> }> {
     const title = prompt.trim().split('\n')[0]!.slice(0, 80) || 'Untitled task';
+    // read before the warm VM is claimed: a settings error (a cowork.network.extraCaCertificates
+    // file removed since the panel checked) must not leave it claimed by no task
+    const mode = this.deps.settings()['workspace.mode'];
     // the warm VM was booted under the id of the next task: this one (it adopts the VM at its start)
-    const info = { id: this.deps.warm?.claimId() ?? randomBytes(6).toString('hex'), title, createdAt: Date.now(), mode: this.deps.settings()['workspace.mode'], ...(opts.model ? { model: opts.model } : {}) };
-    await writeJsonAtomic(path.join(this.tasksDir, info.id, 'task.json'), info, { pretty: true });
-    const task = await Task.open(info, this.deps);
-    this.adopt(task);
-    await this.save();
+    const warmId = this.deps.warm?.claimId();
+    const info = { id: warmId ?? randomBytes(6).toString('hex'), title, createdAt: Date.now(), mode, ...(opts.model ? { model: opts.model } : {}) };
+    let task: Task | undefined;
+    try {
+      await writeJsonAtomic(path.join(this.tasksDir, info.id, 'task.json'), info, { pretty: true });
+      task = await Task.open(info, this.deps);
+      this.adopt(task);
+      await this.save();
+    } catch (err) {
+      if (task) {
+        // the task exists (only the list could not be saved) and the id is its own: no turn of
+        // this create will adopt the VM, so it stops (WarmVm.forgo: why not back to the pool)
+        await this.forgoWarm(task);
+      } else if (warmId) {
+        // no task got the id: its folder goes, the VM goes back to the pool for the next task
+        await rm(path.join(this.tasksDir, info.id), { recursive: true, force: true }).catch(() => undefined);
+        this.deps.warm?.unclaim(warmId);
+        void this.balanceWarm({ boot: false });
+      }
+      throw err;
+    }
     this.emit('changed');
     return { task, done: this.send(task, prompt, opts.images) };
   }
@@ -114,9 +133,19 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
       this.emit('refused', task.info.id, QUEUED_REFUSAL);
       return 'refused';
     }
-    if (this.active >= this.deps.settings().maxParallelTasks) {
+    let max: number;
+    try {
+      max = this.deps.settings().maxParallelTasks;
+    } catch (err) {
+      await this.forgoWarm(task);
+      throw err;
+    }
+    if (this.active >= max) {
       const go = await task.waitForSlot(text, (grant) => this.waiting.push(grant));
-      if (!go) return 'stopped';
+      if (!go) {
+        await this.forgoWarm(task);
+        return 'stopped';
+      }
     } else {
       this.active++;
     }
@@ -126,9 +155,23 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
     try {
       return await task.send(text, images);
     } finally {
+      // before release(), whose warmUp then boots a fresh warm VM in its place
+      await this.forgoWarm(task);
       this.release();
       this.emit('changed');
     }
+  }
+
+  /**
+   * The turn (or the queued wait) that claimed the warm VM ended without adopting it (no API key,
+   * a start that failed before the adoption, stopped while queued): the VM stops. Counting it in
+   * taskVmsUp instead was the other choice, but such a VM would then stay up, claimed, until the
+   * task's next turn (no idle stop applies to it: the task's VM never started), holding a VM's
+   * memory for nothing; and it cannot go back to the pool, as its id is that task's (WarmVm.forgo).
+   * So a claim lasts no longer than the turn that made it, and taskVmsUp need not count it.
+   */
+  private async forgoWarm(task: Task): Promise<void> {
+    await this.deps.warm?.forgo(task.info.id).catch((err: unknown) => this.deps.log.warn(`[vm] warm VM: ${String(err)}`));
   }
 
   /** Hands the slot to the next queued task that is still waiting, or frees it. */
@@ -150,7 +193,9 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
 
   /**
    * The task VMs that are up (booting, ready or stopping: each holds a VM's memory). A task that is
-   * adopting the warm VM counts once: the warm VM it was promised is left alone (balanceWarm).
+   * adopting the warm VM counts once: the warm VM it was promised is left alone (balanceWarm). A
+   * claimed warm VM whose task's VM is not up is not counted: the claim ends with the claiming turn
+   * (forgoWarm), so it cannot outlast a turn that did not adopt it.
    */
   private taskVmsUp(): number {
     let n = 0;

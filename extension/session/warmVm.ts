@@ -254,6 +254,26 @@ export class WarmVm {
     return vms.some((v) => v.vmId !== except && v.cacheDisk !== undefined && path.resolve(v.cacheDisk) === path.resolve(file));
   }
 
+  /**
+   * TaskManager.create failed after claimId (its state file or transcript could not be written): no
+   * task got this id, so the VM goes back to the pool and the next task gets it (and the id). Left
+   * claimed, it would serve no task: balanceWarm leaves a claimed VM alone and fill() sees the slot
+   * taken, so every later task would boot its own VM until Stop VM or a reload.
+   */
+  unclaim(id: string): void {
+    if (this.slot?.id === id) this.slot.claimed = false;
+  }
+
+  /**
+   * The task promised this VM ended the turn that claimed it without adopting it (no API key, its
+   * start failed before the adoption, it was stopped while queued): the VM is stopped, not handed
+   * back, because its id is that task's now (its task.json and transcript are under it, and a
+   * follow-up boots task-<id> on that session disk), so no other task may take it.
+   */
+  async forgo(taskId: string): Promise<void> {
+    if (this.slot?.id === taskId && this.slot.claimed) await this.discard('its task ended a turn without adopting it');
+  }
+
   /** The task promised this VM was deleted before it started: the VM goes (its id goes with the task). */
   async release(taskId: string): Promise<void> {
     if (this.slot?.id === taskId) await this.discard('its task was deleted');
