@@ -7,7 +7,7 @@
 // carried into the guest). What the guest gets is data, the certificates re-encoded by node:crypto
 // (nothing else of the files: no comments, no other blocks), never a host path it could resolve.
 import { createHash, X509Certificate } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -81,7 +81,9 @@ export function loadExtraCa(paths: readonly string[]): ExtraCa | undefined {
 }
 
 function readSmallFile(file: string): string {
-  const fd = openSync(file, 'r');
+  // O_NONBLOCK: opening a FIFO named here must not block the extension host (settings are read
+  // on every panel update); fstat below then refuses anything but a regular file
+  const fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new Error('not a regular file');

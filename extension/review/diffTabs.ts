@@ -28,7 +28,7 @@ export function diffTabChange(tab: vscode.Tab, taskId: string): string | undefin
 export async function closeDiffsNotListed(taskId: string, listed: ReadonlySet<string>): Promise<number> {
   const gone = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => {
     const change = diffTabChange(t, taskId);
-    return change !== undefined && !listed.has(change) && !t.isDirty;
+    return change !== undefined && !listed.has(change) && !hasUnsavedSide(t);
   });
   if (!gone.length) return 0;
   await vscode.window.tabGroups.close(gone, true);
@@ -68,9 +68,21 @@ export function directDiffTabChange(tab: vscode.Tab, taskId: string): string | u
 export async function closeDirectDiffsNotRecorded(taskId: string, recorded: ReadonlySet<string>): Promise<number> {
   const gone = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => {
     const change = directDiffTabChange(t, taskId);
-    return change !== undefined && !recorded.has(change) && !t.isDirty;
+    return change !== undefined && !recorded.has(change) && !hasUnsavedSide(t);
   });
   if (!gone.length) return 0;
   await vscode.window.tabGroups.close(gone, true);
   return gone.length;
+}
+
+/**
+ * True when either side of a diff tab has unsaved edits. Tab.isDirty follows the right-hand side
+ * only; in review mode the person's own file is on the left, and an edit there must keep its tab.
+ */
+function hasUnsavedSide(tab: vscode.Tab): boolean {
+  if (tab.isDirty) return true;
+  const input = tab.input;
+  if (!(input instanceof vscode.TabInputTextDiff)) return false;
+  const sides = new Set([input.original.toString(), input.modified.toString()]);
+  return vscode.workspace.textDocuments.some((d) => d.isDirty && sides.has(d.uri.toString()));
 }

@@ -3,6 +3,7 @@
 // sandbox binds the guest's copy and points the TLS clients at it only when the setting is set; a
 // changed bundle makes a warm VM not fit.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -77,6 +78,14 @@ describe('reading cowork.network.extraCaCertificates', () => {
     assert.match(problems[5]!, /big\.pem cannot be read \(\d+ bytes, more than 1048576\)/);
     for (const p of problems.filter((x) => !x.includes('big.pem'))) assert.match(p, /point the setting at a PEM file/);
     assert.throws(() => loadExtraCa([garbage]), /^Error: cowork\.network\.extraCaCertificates: .*garbage\.pem holds no PEM certificate/);
+  });
+
+  it('refuses a FIFO at once, without blocking the extension host on it (settings are read on every panel update)', () => {
+    const fifo = path.join(dir, 'ca.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const r = readExtraCa([fifo]);
+    assert.equal(r.ok, false);
+    assert.match(r.ok ? '' : r.problems[0]!, /ca\.fifo cannot be read \(not a regular file/);
   });
 
   it('is a settings problem naming the setting and the file (nothing starts on it); a good file passes', () => {
