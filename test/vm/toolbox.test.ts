@@ -185,7 +185,14 @@ describe('the guest toolbox', { timeout: 1_800_000 }, () => {
     // npm's own retries, a little more patient than its default (2): this network's TLS interception
     // has reset a tarball download mid-way once (ECONNRESET, 2026-12-07); a reset by our proxy would
     // show in the audit lines printed below
-    const r = await timed('npm ci && npm test (cold cache)', () => run(`cd proj && ${NPM_CA} npm ci --no-audit --fetch-retries=4 && npm test`, 840_000));
+    let r = await timed('npm ci && npm test (cold cache)', () => run(`cd proj && ${NPM_CA} npm ci --no-audit --fetch-retries=4 && npm test`, 840_000));
+    // npm does not retry a body cut off mid-way ("network aborted"); the registry is the real one,
+    // reached through this machine's TLS-intercepting network, which did that once in each of two
+    // full runs (2026-12-07). One more install, said in the output; a fault of ours repeats.
+    if (r.code !== 0 && /ECONNRESET|network aborted|ETIMEDOUT|EAI_AGAIN/.test(out(r))) {
+      console.log(`# toolbox: npm ci met a network error, installing once more:\n${out(r).split('\n').filter((l) => l.includes('ERR!')).slice(0, 4).join('\n')}\n${registryTail()}`);
+      r = await timed('npm ci && npm test (second attempt)', () => run(`cd proj && ${NPM_CA} npm ci --no-audit --fetch-retries=4 && npm test`, 840_000));
+    }
     assert.equal(r.code, 0, `${out(r)}\nthe proxy's last records for the registry:\n${registryTail()}`);
     assert.match(out(r), /# pass 1\b/);
     assert.match(out(r), /# fail 0\b/);
