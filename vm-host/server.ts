@@ -72,6 +72,8 @@ export class VmHostServer {
   private readonly verifiedLayers = new Map<string, GuestLayer>();
   /** cache disks claimed by a start that has not registered its VM yet */
   private readonly cacheClaims = new Set<string>();
+  /** whether each VM's session disk was made by this start or was there already (a warning if the guest then finds it empty) */
+  private readonly sessionDiskState = new Map<string, 'created' | 'existing'>();
   private readonly buildAbort = new AbortController();
   private probe: Promise<AcceleratorProbe> | undefined;
   private readonly watchdog = new Watchdog();
@@ -268,7 +270,7 @@ export class VmHostServer {
     }
     const qemuBinary = qemuBinaryFor(this.env);
     const tools = await requireTools([...qemuTools(qemuBinary), EGRESS_TOOL]);
-    await ensureSessionDisk(tools.get('qemu-img')!, p.sessionDisk, p.diskGiB);
+    this.sessionDiskState.set(p.vmId, await ensureSessionDisk(tools.get('qemu-img')!, p.sessionDisk, p.diskGiB));
     this.checkCancelled(p.vmId);
     const cacheDisk = p.cacheDisk ? await this.claimCacheDisk(tools.get('qemu-img')!, p) : undefined;
     try {
@@ -380,7 +382,12 @@ export class VmHostServer {
         if (state.kind === 'ready') wasReady = true;
         if (state.kind === 'failed' && wasReady) this.lost(vm, state.error);
       },
-      onConsole: (line) => this.emit({ event: 'vm.console', vmId: p.vmId, line }),
+      onConsole: (line) => {
+        if (line.includes('COWORK-NOTE: session-disk-formatted') && this.sessionDiskState.get(p.vmId) === 'existing') {
+          this.log('warn', `[vm] ${p.vmId}: its session disk ${p.sessionDisk} existed but held no file system, so the guest formatted it: changes kept there before are gone`);
+        }
+        this.emit({ event: 'vm.console', vmId: p.vmId, line });
+      },
       onProgress: (step, elapsedMs, tMs) => this.emit({ event: 'vm.progress', vmId: p.vmId, accelerator, step, elapsedMs, timeoutMs: tMs }),
       signOfLifeMs: this.opts.signOfLifeMs,
     });

@@ -134,6 +134,29 @@ describe('vm-host lifecycle', { timeout: 1_800_000 }, () => {
     }
   });
 
+  it('never formats a session disk that holds data but no file system: the boot fails saying so, the bytes stay', { timeout: BOOT_MS + 60_000 }, async () => {
+    // a disk whose file system blkid does not find, though it holds data (a task's changes may be
+    // there): formatting it would wipe them silently; cowork-init refuses and says why
+    const disk = path.join(sessions.dir, 'garbled.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '2G']);
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x5a 0 64k`, disk], { stdio: 'ignore' });
+    const before = execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'read -P 0x5a 0 64k', disk]).toString();
+    assert.match(before, /read 65536\/65536 bytes/, before);
+    const client = startHelper();
+    try {
+      await assert.rejects(
+        client.request('vm.start', { vmId: 'garbled', workspace: ws.dir, sessionDisk: disk, accelerator: testAccelerator(), ...vmResources() }),
+        /holds data but no file system blkid recognizes .* it is not formatted/,
+      );
+    } finally {
+      await client.dispose();
+    }
+    // the pattern is still there: nothing wrote over it
+    const after = execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'read -P 0x5a 0 64k', disk]).toString();
+    assert.match(after, /read 65536\/65536 bytes/, `the disk was written: ${after}`);
+    assert.doesNotMatch(after, /Pattern verification failed/, after);
+  });
+
   it('closing the helper stdin shuts the VM down within a bounded time', { timeout: BOOT_MS + 60_000 }, async () => {
     const client = startHelper();
     await start(client, 'eof');
