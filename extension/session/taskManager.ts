@@ -236,7 +236,12 @@ export class TaskManager extends EventEmitter<{ changed: []; refused: [taskId: s
     const fits = TaskManager.warmFits(up, max);
     try {
       if (!fits && warm.state !== 'off' && !warm.claimed) await warm.discard(`the tasks' VMs (${up}) fill cowork.maxParallelTasks (${max})`);
-      else if (fits && this.active === 0 && opts.boot !== false) await warm.fill();
+      else if (fits && this.active === 0 && opts.boot !== false) {
+        await warm.fill();
+        // one failed boot can be passing (a loaded host): try once more while still idle, rather
+        // than leave the next task a cold boot; fill() gives up at WARM_MAX_FAILURES in a row
+        if (warm.state === 'off' && warm.failedBoots > 0 && this.active === 0) await warm.fill();
+      }
     } catch (err) {
       this.deps.log.warn(`[vm] warm VM: ${String(err)}`);
     }

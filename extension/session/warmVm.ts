@@ -89,6 +89,11 @@ export class WarmVm {
   }
 
   /** Whether the warm VM is promised to a task that has not adopted it yet (it is that task's VM now). */
+  /** Warm boots that failed in a row (fill() tries no more at WARM_MAX_FAILURES). */
+  get failedBoots(): number {
+    return this.failures;
+  }
+
   get claimed(): boolean {
     return this.slot?.claimed ?? false;
   }

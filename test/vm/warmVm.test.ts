@@ -25,7 +25,14 @@ const API_KEY = 'sk-ant-api03-warm-vm-test-key-0123456789';
 // the host's CA bundle, as the other VM tests find it (the extra CA test below only needs a valid file)
 const HOST_CA_BUNDLE = process.env.NODE_EXTRA_CA_CERTS ?? '/etc/ssl/certs/ca-certificates.crt';
 const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
-const log = process.env.COWORK_TEST_VERBOSE ? { trace() {}, debug() {}, info: (m: string) => console.error(m), warn: (m: string) => console.error(m), error: (m: string) => console.error(m) } : quiet;
+/** the engine's recent log lines, shown when a wait fails (a warm boot that failed says why there) */
+const recent: string[] = [];
+const keep = (m: string): void => {
+  recent.push(`${new Date().toISOString()} ${m}`);
+  if (recent.length > 60) recent.shift();
+  if (process.env.COWORK_TEST_VERBOSE) console.error(m);
+};
+const log = { trace() {}, debug() {}, info: keep, warn: keep, error: keep };
 /** a warm boot under TCG takes ~10 s here; a loaded CI host several times that */
 const BOOT_WAIT_MS = 240_000;
 let root: Awaited<ReturnType<typeof tempDir>>;
@@ -44,7 +51,9 @@ async function qemuPid(vmId: string): Promise<number | undefined> {
 
 /** The ready warm VM's id and QEMU pid (waits for its boot). */
 async function readyWarm(): Promise<{ vmId: string; pid: number }> {
-  await until('the warm VM to be ready', () => warm.state === 'ready', BOOT_WAIT_MS);
+  await until('the warm VM to be ready', () => warm.state === 'ready', BOOT_WAIT_MS).catch((err: Error) => {
+    throw new Error(`${err.message} (warm VM state: ${warm.state}); the engine's last log lines:\n${recent.join('\n')}`);
+  });
   const vmId = warm.vmId!;
   const pid = await qemuPid(vmId);
   assert.ok(pid && isAlive(pid), `the warm VM ${vmId} has a running QEMU`);
