@@ -25,10 +25,15 @@ export function diffTabChange(tab: vscode.Tab, taskId: string): string | undefin
  * edits stays (closing it would ask about them in the middle of an Accept); its host side is the
  * file itself, so it shows the current state. Returns how many tabs were closed.
  */
-export async function closeDiffsNotListed(taskId: string, listed: ReadonlySet<string>): Promise<number> {
+export function closeDiffsNotListed(taskId: string, listed: ReadonlySet<string>): Promise<number> {
+  return closeTabsNotIn((t) => diffTabChange(t, taskId), listed);
+}
+
+/** Closes the tabs `changeOf` maps to a change not in `keep`, except one with unsaved edits. */
+async function closeTabsNotIn(changeOf: (tab: vscode.Tab) => string | undefined, keep: ReadonlySet<string>): Promise<number> {
   const gone = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => {
-    const change = diffTabChange(t, taskId);
-    return change !== undefined && !listed.has(change) && !hasUnsavedSide(t);
+    const change = changeOf(t);
+    return change !== undefined && !keep.has(change) && !hasUnsavedSide(t);
   });
   if (!gone.length) return 0;
   await vscode.window.tabGroups.close(gone, true);
@@ -65,14 +70,8 @@ export function directDiffTabChange(tab: vscode.Tab, taskId: string): string | u
  * record, and its diff (your version before the task ↔ the file now) would go on showing a change
  * that was undone. A tab with unsaved edits stays. Returns how many tabs were closed.
  */
-export async function closeDirectDiffsNotRecorded(taskId: string, recorded: ReadonlySet<string>): Promise<number> {
-  const gone = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => {
-    const change = directDiffTabChange(t, taskId);
-    return change !== undefined && !recorded.has(change) && !hasUnsavedSide(t);
-  });
-  if (!gone.length) return 0;
-  await vscode.window.tabGroups.close(gone, true);
-  return gone.length;
+export function closeDirectDiffsNotRecorded(taskId: string, recorded: ReadonlySet<string>): Promise<number> {
+  return closeTabsNotIn((t) => directDiffTabChange(t, taskId), recorded);
 }
 
 /**
